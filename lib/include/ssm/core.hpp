@@ -1,0 +1,69 @@
+// ssm/core.hpp: the vocabulary every stage shares.
+//
+// Types: double precision by default (a teaching tool must show errors down to 1e-12);
+// float appears only where the real systems use it (FFT convolution, selective scan), always
+// with a double reference beside it.
+//
+// Errors: an invalid argument throws ssm::Error whose message names the argument, the value
+// and what was expected, so that an app can print it as one line and exit 2.
+#pragma once
+
+#include <Eigen/Dense>
+#include <complex>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace ssm {
+
+using Mat = Eigen::MatrixXd;
+using Vec = Eigen::VectorXd;
+using RowVec = Eigen::RowVectorXd;
+using cdouble = std::complex<double>;
+using CMat = Eigen::MatrixXcd;
+using CVec = Eigen::VectorXcd;
+
+// H signals of length L, one per row, each row contiguous in memory: shape (H, L).
+template <class T>
+using Signals = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Thrown for every invalid argument; the message is one line, ready for "ssm-<app>: error: ".
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Throws Error(message) unless cond holds.
+inline void require(bool cond, std::string_view message) {
+  if (!cond) throw Error(std::string(message));
+}
+
+// Formats a double compactly and without loss that matters to a reader (%.6g).
+std::string fmt(double x);
+
+// True when every entry is finite.
+template <class Derived>
+bool all_finite(const Eigen::DenseBase<Derived>& m) {
+  return m.allFinite();
+}
+
+// Spectral radius max |λ_i| of a square matrix (eigenvalues by Eigen's EigenSolver).
+double spectral_radius(const Mat& A);
+
+// max |a − b|, and the same divided by max |b| (relative to the reference's scale, so it
+// does not explode where b crosses zero). b is the reference. Sizes must match.
+double max_abs_diff(const Eigen::Ref<const Eigen::ArrayXd>& a,
+                    const Eigen::Ref<const Eigen::ArrayXd>& b);
+double max_rel_diff(const Eigen::Ref<const Eigen::ArrayXd>& a,
+                    const Eigen::Ref<const Eigen::ArrayXd>& b);
+
+// Atomic file output: write the whole content to "<path>.tmp-<pid>" and rename it onto path,
+// so a failed run never leaves a half-written file. Throws Error naming the path on failure.
+void write_file_atomic(const std::string& path, std::string_view content);
+
+// A well-mixed seed for an independent random stream `stream` derived from a user seed
+// (splitmix64), so that e.g. channel h of a model does not reuse channel 0's numbers.
+std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t stream);
+
+}  // namespace ssm
