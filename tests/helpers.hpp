@@ -1,0 +1,75 @@
+// Test helpers. doctest's Approx uses a float-sized epsilon and Eigen's isApprox is relative to
+// the whole norm (it fails near zero), so every comparison goes through allclose (DESIGN.md).
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <sstream>
+#include <string>
+
+#include "ssm/core.hpp"
+
+namespace test {
+
+// |a_i − b_i| <= atol + rtol·|b_i| for every i (b is the reference). On failure the message
+// names the first offending index, both values and the largest violation.
+struct Close {
+  bool ok = true;
+  std::string why;
+};
+
+template <class DA, class DB>
+Close allclose(const Eigen::DenseBase<DA>& a, const Eigen::DenseBase<DB>& b, double atol,
+               double rtol) {
+  Close c;
+  if (a.rows() != b.rows() || a.cols() != b.cols()) {
+    c.ok = false;
+    c.why = "shapes differ: " + std::to_string(a.rows()) + "x" + std::to_string(a.cols()) +
+            " vs " + std::to_string(b.rows()) + "x" + std::to_string(b.cols());
+    return c;
+  }
+  double worst = 0.0;
+  Eigen::Index wi = -1, wj = -1;
+  for (Eigen::Index j = 0; j < a.cols(); ++j)
+    for (Eigen::Index i = 0; i < a.rows(); ++i) {
+      const double x = static_cast<double>(std::real(a.derived()(i, j)));
+      const double y = static_cast<double>(std::real(b.derived()(i, j)));
+      const double xi = static_cast<double>(std::imag(a.derived()(i, j)));
+      const double yi = static_cast<double>(std::imag(b.derived()(i, j)));
+      const double d = std::hypot(x - y, xi - yi);
+      const double lim = atol + rtol * std::hypot(y, yi);
+      const double excess = std::isfinite(d) ? d / lim : INFINITY;
+      if (!(d <= lim) && (wi < 0 || excess > worst)) {
+        worst = excess;
+        wi = i;
+        wj = j;
+      }
+    }
+  if (wi >= 0) {
+    std::ostringstream o;
+    o.precision(17);
+    o << "worst at (" << wi << ", " << wj << "): " << a.derived()(wi, wj) << " vs reference "
+      << b.derived()(wi, wj) << ", |diff| is " << worst << "× the allowed atol + rtol·|ref| (atol "
+      << atol << ", rtol " << rtol << ")";
+    c.ok = false;
+    c.why = o.str();
+  }
+  return c;
+}
+
+// max |a − b| / max |b|: the relative error used across the project (ssm::max_rel_diff).
+template <class DA, class DB>
+double rel_err(const Eigen::DenseBase<DA>& a, const Eigen::DenseBase<DB>& b) {
+  const double scale = b.derived().cwiseAbs().maxCoeff();
+  const double d = (a.derived().template cast<typename DB::Scalar>() - b.derived()).cwiseAbs().maxCoeff();
+  return scale > 0 ? d / scale : d;
+}
+
+}  // namespace test
+
+#define CHECK_CLOSE(a, b, atol, rtol)                          \
+  do {                                                         \
+    const auto _c = ::test::allclose((a), (b), (atol), (rtol)); \
+    CHECK_MESSAGE(_c.ok, _c.why);                              \
+  } while (0)
