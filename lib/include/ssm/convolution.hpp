@@ -61,11 +61,14 @@ class FFTConv {
   void apply(const Spectra& KF, const Signals<T>& U, Signals<T>& Y, int threads = 1,
              const VecT<T>* D = nullptr) const;
 
-  // transform_kernels + apply in one call (the kernels' FFTs are then part of the cost).
+  // transform_kernels + apply in one call (the kernels' FFTs are then part of the cost), fused
+  // pair by pair so the spectra of all channels are never stored.
   void convolve(const Signals<T>& K, const Signals<T>& U, Signals<T>& Y, int threads = 1,
                 const VecT<T>* D = nullptr) const;
 
  private:
+  void check_io(Eigen::Index kernel_rows, const Signals<T>& U, Signals<T>& Y,
+                const VecT<T>* D) const;
   std::size_t L_, M_;
   struct Plans;
   std::unique_ptr<Plans> plans_;
