@@ -95,6 +95,9 @@ void check_figure(const Figure& fig) {
 // by their base names, so the script runs in its own directory.
 std::string script(const Figure& fig, const std::string& stem_name, const std::string& terminal,
                    const std::string& default_out, std::size_t title_width) {
+  // Powers of ten as 10^{n} need enhanced text (images); plain text shows 1e-05.
+  const bool text = terminal.find("dumb") != std::string::npos;
+  const std::string logfmt = text ? "'%.0e'" : "'10^{%T}'";
   std::ostringstream g;
   g << "# ssmlab figure: " << fig.title << "\n"
     << "# Data in " << stem_name << ".csv (two columns per curve). Re-draw with:\n"
@@ -125,10 +128,10 @@ std::string script(const Figure& fig, const std::string& stem_name, const std::s
       << "set title " << quote(p.title) << "\n"
       << "set xlabel " << quote(p.xlabel) << "\n"
       << "set ylabel " << quote(p.ylabel) << "\n"
-      << (p.logx ? "set logscale x\nset format x '10^{%T}'\n"
+      << (p.logx ? "set logscale x\nset format x " + logfmt + "\n"
                  : "unset logscale x\nset format x '% h'\n")
       << "set autoscale xfix\n"
-      << (p.logy ? "set logscale y\nset format y '10^{%T}'\nset offsets 0, 0, 0, 0\n"
+      << (p.logy ? "set logscale y\nset format y " + logfmt + "\nset offsets 0, 0, 0, 0\n"
                  : "unset logscale y\nset format y '% h'\nset offsets 0, 0, graph 0.06, graph 0.06\n");
     for (const auto& e : p.extra) g << e << "\n";
     std::vector<std::string> items;
@@ -324,7 +327,9 @@ Rendered render(const Figure& fig, const std::string& path) {
   return r;
 }
 
-std::string render_terminal(const Figure& fig, int cols, int rows) {
+std::string render_terminal(const Figure& figure, int cols, int rows) {
+  Figure fig = figure;
+  fig.columns = 1;  // side-by-side panels are unreadable at terminal resolution
   check_figure(fig);
   if (!gnuplot_available()) return "(plot skipped: gnuplot not found)\n";
   char tmpl[] = "/tmp/ssmlab-plot-XXXXXX";
