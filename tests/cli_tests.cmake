@@ -16,6 +16,8 @@ set(CV $<TARGET_FILE:ssm-conv>)
 ssm_cli_test("ssm-continuous defaults" 0 "PASS" -- ${C})
 ssm_cli_test("ssm-discretize defaults" 0 "PASS" -- ${DZ})
 ssm_cli_test("ssm-conv defaults" 0 "PASS" -- ${CV})
+# A sweep with no Δ in the asymptotic range for the model says so instead of failing its checks.
+ssm_cli_test("ssm-discretize stiff model with the default sweep" 0 "order of euler not checked: only 0 of the" -- ${DZ} --model stiff --N 8)
 ssm_cli_test("ssm-continuous --plot --csv --json" 0 "\"checks\"" -- sh -c
   "${C} --plot c.png --csv data.csv --json && test -s c.png && test -s c.gp && test -s c.csv && test -s data.csv")
 ssm_cli_test("ssm-conv --plot-terminal" 0 "\\*|#" -- ${CV} --no-timing --plot-terminal --L 300)

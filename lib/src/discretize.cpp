@@ -1,6 +1,7 @@
 #include "ssm/discretize.hpp"
 
 #include <Eigen/Eigenvalues>
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <unsupported/Eigen/MatrixFunctions>
@@ -163,6 +164,7 @@ SweepPoint free_response_error(const Model& m, const Vec& x0, double T, double d
   p.dt = dt;
   p.steps = n;
   p.rho = spectral_radius(d.Ab);
+  p.dt_lambda = dt * m.eigenvalues().cwiseAbs().maxCoeff();
   Vec x = x0;
   double err = 0.0, scale = 0.0;
   for (std::size_t k = 0; k <= n; ++k) {
@@ -185,6 +187,7 @@ SweepPoint held_input_error(const Model& model, const std::vector<double>& v, do
   SweepPoint p;
   p.dt = dt;
   p.rho = spectral_radius(d.Ab);
+  p.dt_lambda = dt * model.eigenvalues().cwiseAbs().maxCoeff();
   p.steps = v.size() * static_cast<std::size_t>(m);
   Vec x = Vec::Zero(model.N());
   double err = 0.0, scale = 0.0;
@@ -199,11 +202,19 @@ SweepPoint held_input_error(const Model& model, const std::vector<double>& v, do
   return p;
 }
 
+bool in_asymptotic_range(const SweepPoint& p) {
+  return p.dt_lambda <= 0.5 && p.error > 1e-12 && p.error < 0.1 && p.rho <= 1.0 + 1e-12;
+}
+
+std::size_t asymptotic_points(const std::vector<SweepPoint>& pts) {
+  return static_cast<std::size_t>(std::count_if(pts.begin(), pts.end(), in_asymptotic_range));
+}
+
 double fit_order(const std::vector<SweepPoint>& pts) {
   double sx = 0, sy = 0, sxx = 0, sxy = 0;
   int n = 0;
   for (const auto& p : pts) {
-    if (!(p.error > 1e-12 && p.error < 0.1 && p.rho <= 1.0 + 1e-12)) continue;
+    if (!in_asymptotic_range(p)) continue;
     const double x = std::log(p.dt), y = std::log(p.error);
     sx += x;
     sy += y;

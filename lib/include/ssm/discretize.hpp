@@ -63,6 +63,7 @@ struct SweepPoint {
   double error = 0.0;  // max_k ‖x_k − x(t_k)‖ / max_k ‖x(t_k)‖
   double rho = 0.0;    // spectral radius of Ā
   std::size_t steps = 0;
+  double dt_lambda = 0.0;  // Δ·max|λ(A)|: the asymptotic (Taylor) regime needs it ≪ 1
 };
 
 // The exact free response x(t_k) = e^{A t_k} x0 on t_k = kΔ, k = 0 … n (eigen-decomposition when
@@ -80,9 +81,15 @@ SweepPoint free_response_error(const Model& m, const Vec& x0, double T, double d
 SweepPoint held_input_error(const Model& model, const std::vector<double>& v, double dc, int m,
                             Method method, double alpha = 0.5);
 
+// A point is in the asymptotic range, where error ≈ c·Δ^order, when Δ·max|λ| ≤ 0.5 (the
+// Taylor expansion behind the order holds), 1e-12 < error < 0.1 (neither rounding nor
+// saturation) and ρ(Ā) ≤ 1 (the recurrence is stable).
+bool in_asymptotic_range(const SweepPoint& p);
+std::size_t asymptotic_points(const std::vector<SweepPoint>& pts);
+
 // Measured order of convergence: the least-squares slope of log(error) against log(Δ) over the
-// points in the asymptotic range (1e-12 < error < 0.1, ρ ≤ 1). NaN when fewer than 2 points
-// qualify (e.g. a method exact to rounding).
+// points in the asymptotic range. NaN when fewer than 2 points qualify (e.g. a method exact to
+// rounding, or a sweep whose Δ are all too large for the model's fastest mode).
 double fit_order(const std::vector<SweepPoint>& pts);
 
 }  // namespace ssm
