@@ -40,6 +40,8 @@ def use_this_python(tmp):
                    "display_name": "ssmlab (Python %d.%d)" % sys.version_info[:2],
                    "language": "python"}, f)
     os.environ["JUPYTER_PATH"] = tmp + os.pathsep + os.environ.get("JUPYTER_PATH", "")
+    # Connection files in the temporary folder too: a CI machine's home may not be writable.
+    os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(tmp, "runtime")
     return "ssmlab-python"
 
 
