@@ -27,8 +27,8 @@ void bind_continuous(py::module_& m) {
            "A (N, N), B (N,), C (N,), D scalar; validated (shapes, finite, 1 ≤ N ≤ 4096).")
       .def_property_readonly("A", &ssm::Model::A, "(N, N)")
       .def_property_readonly("B", &ssm::Model::B, "(N,)")
-      .def_property_readonly("C", [](const ssm::Model& s) { return ssm::Vec(s.C().transpose()); },
-                             "(N,)")
+      .def_property_readonly(
+          "C", [](const ssm::Model& s) { return ssm::Vec(s.C().transpose()); }, "(N,)")
       .def_property_readonly("D", &ssm::Model::D)
       .def_property_readonly("N", &ssm::Model::N)
       .def_property_readonly("name", &ssm::Model::name)
@@ -55,9 +55,11 @@ void bind_continuous(py::module_& m) {
         py::arg("seed") = 1, "A named example model: 'oscillator', 'random' or 'stiff'.");
 
   py::class_<ssm::Trajectory>(m, "Trajectory", "Sampled trajectory: t (L,), x (N, L), y (L,).")
-      .def_property_readonly("t", [](const ssm::Trajectory& tr) {
-        return py::array_t<double>(static_cast<py::ssize_t>(tr.t.size()), tr.t.data());
-      })
+      .def_property_readonly("t",
+                             [](const ssm::Trajectory& tr) {
+                               return py::array_t<double>(static_cast<py::ssize_t>(tr.t.size()),
+                                                          tr.t.data());
+                             })
       .def_readonly("x", &ssm::Trajectory::x)
       .def_readonly("y", &ssm::Trajectory::y);
 
@@ -81,7 +83,8 @@ void bind_continuous(py::module_& m) {
       "simulate_ode",
       [](const ssm::Model& md, const std::function<double(double)>& u, double dt, std::size_t L,
          const py::object& x0, double abs_tol, double rel_tol) {
-        return ssm::simulate_ode(md, u, dt, L, opt_vec(x0, "x0"), ssm::OdeOptions{abs_tol, rel_tol});
+        return ssm::simulate_ode(md, u, dt, L, opt_vec(x0, "x0"),
+                                 ssm::OdeOptions{abs_tol, rel_tol});
       },
       py::arg("model"), py::arg("u"), py::arg("dt"), py::arg("L"), py::arg("x0") = py::none(),
       py::arg("abs_tol") = 1e-12, py::arg("rel_tol") = 1e-12,
@@ -89,8 +92,8 @@ void bind_continuous(py::module_& m) {
       "callable u(t) (e.g. Signal.at), sampled at t_k = kΔ, k < L, from x(0) = x0.");
   m.def(
       "simulate_ode_held",
-      [](const ssm::Model& md, const py::object& u, double dt, const py::object& x0,
-         double abs_tol, double rel_tol) {
+      [](const ssm::Model& md, const py::object& u, double dt, const py::object& x0, double abs_tol,
+         double rel_tol) {
         return ssm::simulate_ode_held(md, to_std(u, "u"), dt, opt_vec(x0, "x0"),
                                       ssm::OdeOptions{abs_tol, rel_tol});
       },

@@ -1,9 +1,9 @@
 // python/bind_convolution.cpp — stage 4 (ssm/convolution.hpp): the kernel
 // K̄ = (CB̄, CĀB̄, CĀ²B̄, …) (K1), the direct causal convolution (O(L²)) and the FFT convolution
 // with zero-padding to M ≥ 2L − 1 (K2), in float64 and float32.
-#include "bindings.hpp"
 #include <optional>
 
+#include "bindings.hpp"
 #include "ssm/convolution.hpp"
 
 namespace ssmpy {
@@ -32,9 +32,9 @@ std::optional<ssm::VecT<T>> to_D(const py::object& D, Eigen::Index H) {
 template <class T>
 py::array_t<T> conv_direct(const py::object& k_obj, const py::object& u_obj, double D) {
   const ssm::VecT<T> k = to_vec<T>(k_obj, "k"), u = to_vec<T>(u_obj, "u");
-  ssm::require(k.size() == u.size(), "causal_conv_direct: k must have L = len(u) = " +
-                                         std::to_string(u.size()) + " entries, got " +
-                                         std::to_string(k.size()));
+  ssm::require(k.size() == u.size(),
+               "causal_conv_direct: k must have L = len(u) = " + std::to_string(u.size()) +
+                   " entries, got " + std::to_string(k.size()));
   ssm::VecT<T> y(u.size());
   ssm::causal_conv_direct<T>(k.data(), u.data(), y.data(), static_cast<std::size_t>(u.size()),
                              static_cast<T>(D));
@@ -42,8 +42,8 @@ py::array_t<T> conv_direct(const py::object& k_obj, const py::object& u_obj, dou
 }
 
 template <class T>
-py::array_t<T> conv_fft(const ssm::FFTConv<T>& c, const py::object& K_obj,
-                        const py::object& U_obj, int threads, const py::object& D_obj) {
+py::array_t<T> conv_fft(const ssm::FFTConv<T>& c, const py::object& K_obj, const py::object& U_obj,
+                        int threads, const py::object& D_obj) {
   bool one_d = false;
   const ssm::Signals<T> K = to_signals<T>(K_obj, "K");
   const ssm::Signals<T> U = to_signals<T>(U_obj, "U", &one_d);
@@ -57,11 +57,12 @@ template <class T>
 void bind_fftconv(py::module_& m, const char* name, const char* dtype) {
   using C = ssm::FFTConv<T>;
   using Spectra = typename C::Spectra;
-  py::class_<C> cls(m, name,
-                    (std::string("Causal convolution of H channels of length L by FFT (K2) in ") +
-                     dtype + ": FFTW plans of size M = fft_size(2L − 1) made once, reused by "
-                             "every call.")
-                        .c_str());
+  py::class_<C> cls(
+      m, name,
+      (std::string("Causal convolution of H channels of length L by FFT (K2) in ") + dtype +
+       ": FFTW plans of size M = fft_size(2L − 1) made once, reused by "
+       "every call.")
+          .c_str());
   py::class_<Spectra>(cls, "Spectra",
                       "The kernels' FFTs (opaque): compute once with transform_kernels, apply "
                       "many times.")
@@ -105,14 +106,12 @@ void bind_fftconv(py::module_& m, const char* name, const char* dtype) {
 
 void bind_convolution(py::module_& m) {
   m.def(
-      "kernel",
-      [](const ssm::DiscreteSSM<double>& s, std::size_t L) { return ssm::kernel(s, L); },
+      "kernel", [](const ssm::DiscreteSSM<double>& s, std::size_t L) { return ssm::kernel(s, L); },
       py::arg("ssm"), py::arg("L"),
       "K̄_k = C Ā^k B̄, k = 0 … L−1, by repeated mat-vec (K1): O(N² L). In the channel's "
       "precision.");
   m.def(
-      "kernel",
-      [](const ssm::DiscreteSSM<float>& s, std::size_t L) { return ssm::kernel(s, L); },
+      "kernel", [](const ssm::DiscreteSSM<float>& s, std::size_t L) { return ssm::kernel(s, L); },
       py::arg("ssm"), py::arg("L"));
 
   m.def(

@@ -9,17 +9,20 @@ namespace ssmpy {
 ssm::Method to_method(const py::handle& h) {
   if (py::isinstance<ssm::Method>(h)) return h.cast<ssm::Method>();
   if (py::isinstance<py::str>(h)) return ssm::parse_method(h.cast<std::string>());
-  throw ssm::Error("method must be a name (" + [] {
-    std::string s;
-    for (const auto& n : ssm::method_names()) s += (s.empty() ? "" : ", ") + n;
-    return s;
-  }() + ") or an ssmlab.Method, got " + std::string(py::str(py::type::of(h))));
+  throw ssm::Error("method must be a name (" +
+                   [] {
+                     std::string s;
+                     for (const auto& n : ssm::method_names()) s += (s.empty() ? "" : ", ") + n;
+                     return s;
+                   }() +
+                   ") or an ssmlab.Method, got " + std::string(py::str(py::type::of(h))));
 }
 
 void bind_discretize(py::module_& m) {
-  py::enum_<ssm::Method>(m, "Method", "Discretization methods (D1–D6); functions also accept "
-                                      "their names: 'euler', 'backward-euler', 'bilinear', "
-                                      "'zoh', 'gbt', 'mamba-zoh'.")
+  py::enum_<ssm::Method>(m, "Method",
+                         "Discretization methods (D1–D6); functions also accept "
+                         "their names: 'euler', 'backward-euler', 'bilinear', "
+                         "'zoh', 'gbt', 'mamba-zoh'.")
       .value("Euler", ssm::Method::Euler, "forward Euler (D1)")
       .value("BackwardEuler", ssm::Method::BackwardEuler, "backward Euler (D2)")
       .value("Bilinear", ssm::Method::Bilinear, "bilinear / Tustin (D3)")
@@ -27,12 +30,15 @@ void bind_discretize(py::module_& m) {
       .value("GBT", ssm::Method::GBT, "generalized bilinear transform GBT(α) (D4)")
       .value("MambaZOH", ssm::Method::MambaZOH, "Mamba's Ā = e^{ΔA}, B̄ = ΔB (D6)");
   m.def("method_names", &ssm::method_names, "The method names: euler, backward-euler, …");
-  m.def("method_name", [](const py::object& h) { return ssm::method_name(to_method(h)); },
-        py::arg("method"));
+  m.def(
+      "method_name", [](const py::object& h) { return ssm::method_name(to_method(h)); },
+      py::arg("method"));
   m.def("parse_method", &ssm::parse_method, py::arg("name"));
   m.def(
       "free_response_order",
-      [](const py::object& h, double alpha) { return ssm::free_response_order(to_method(h), alpha); },
+      [](const py::object& h, double alpha) {
+        return ssm::free_response_order(to_method(h), alpha);
+      },
       py::arg("method"), py::arg("alpha") = 0.5,
       "Global order of accuracy on a free response (0 = exact).");
 
@@ -71,8 +77,9 @@ void bind_discretize(py::module_& m) {
       py::arg("model"), py::arg("method"), py::arg("lo"), py::arg("hi"), py::arg("alpha") = 0.5,
       "The Δ in [lo, hi] where ρ(Ā(Δ)) crosses 1, by bisection; hi when stable up to hi.");
 
-  py::class_<ssm::SweepPoint>(m, "SweepPoint", "One Δ of a sweep: error against the exact "
-                                               "trajectory and spectral radius ρ(Ā).")
+  py::class_<ssm::SweepPoint>(m, "SweepPoint",
+                              "One Δ of a sweep: error against the exact "
+                              "trajectory and spectral radius ρ(Ā).")
       .def_readonly("dt", &ssm::SweepPoint::dt)
       .def_readonly("error", &ssm::SweepPoint::error, "max_k ‖x_k − x(t_k)‖ / max_k ‖x(t_k)‖")
       .def_readonly("rho", &ssm::SweepPoint::rho, "spectral radius of Ā")
@@ -99,9 +106,8 @@ void bind_discretize(py::module_& m) {
   m.def(
       "held_input_error",
       [](const ssm::Model& md, const std::vector<double>& v, double dc, int refine,
-         const py::object& h, double alpha) {
-        return ssm::held_input_error(md, v, dc, refine, to_method(h), alpha);
-      },
+         const py::object& h,
+         double alpha) { return ssm::held_input_error(md, v, dc, refine, to_method(h), alpha); },
       py::arg("model"), py::arg("v"), py::arg("dc"), py::arg("m"), py::arg("method"),
       py::arg("alpha") = 0.5,
       "Input held on a coarse grid Δc, model discretized with Δ = Δc / m, vs the exact.");

@@ -12,12 +12,14 @@ template <class T>
 void bind_precision(py::module_& m, const char* ssm_name, const char* stepper_name,
                     const char* dtype) {
   using S = ssm::DiscreteSSM<T>;
-  py::class_<S>(m, ssm_name, (std::string("One discrete SISO channel (Ā, B̄, C, D) in ") + dtype +
-                              ": x_k = Ā x_{k−1} + B̄ u_k, y_k = C x_k + D u_k.")
-                                 .c_str())
+  py::class_<S>(m, ssm_name,
+                (std::string("One discrete SISO channel (Ā, B̄, C, D) in ") + dtype +
+                 ": x_k = Ā x_{k−1} + B̄ u_k, y_k = C x_k + D u_k.")
+                    .c_str())
       .def_readonly("Ab", &S::Ab, "Ā (N, N)")
       .def_readonly("Bb", &S::Bb, "B̄ (N,)")
-      .def_property_readonly("C", [](const S& s) { return ssm::VecT<T>(s.C.transpose()); }, "(N,)")
+      .def_property_readonly(
+          "C", [](const S& s) { return ssm::VecT<T>(s.C.transpose()); }, "(N,)")
       .def_readonly("D", &S::D)
       .def_property_readonly("N", &S::N)
       .def("__repr__", [ssm_name](const S& s) {
@@ -26,8 +28,8 @@ void bind_precision(py::module_& m, const char* ssm_name, const char* stepper_na
 
   m.def(
       "unroll",
-      [](const S& s, const py::object& u_obj, const py::object& x_start, bool return_states)
-          -> py::object {
+      [](const S& s, const py::object& u_obj, const py::object& x_start,
+         bool return_states) -> py::object {
         const ssm::VecT<T> u = to_vec<T>(u_obj, "u");
         const ssm::VecT<T> x0 = x_start.is_none() ? ssm::VecT<T>() : to_vec<T>(x_start, "x_start");
         ssm::VecT<T> y(u.size());
@@ -65,9 +67,9 @@ void bind_precision(py::module_& m, const char* ssm_name, const char* stepper_na
            }),
            py::arg("ssm"), py::arg("x_start") = py::none())
       .def("step", &ssm::Stepper<T>::step, py::arg("u"), "Feeds u_k, returns y_k.")
-      .def_property_readonly("state",
-                             [](const ssm::Stepper<T>& st) { return ssm::VecT<T>(st.state()); },
-                             "the current state x_k (N,)")
+      .def_property_readonly(
+          "state", [](const ssm::Stepper<T>& st) { return ssm::VecT<T>(st.state()); },
+          "the current state x_k (N,)")
       .def(
           "reset",
           [](ssm::Stepper<T>& st, const py::object& x_start) {
@@ -84,7 +86,9 @@ void bind_recurrent(py::module_& m) {
 
   m.def(
       "make_ssm",
-      [](const ssm::Discretized& d, const ssm::RowVec& C, double D) { return ssm::make_ssm(d, C, D); },
+      [](const ssm::Discretized& d, const ssm::RowVec& C, double D) {
+        return ssm::make_ssm(d, C, D);
+      },
       py::arg("discretized"), py::arg("C"), py::arg("D") = 0.0,
       "The channel (Ā, B̄, C, D) of a discretized model with output map C (N,), D.");
   m.def(

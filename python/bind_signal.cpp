@@ -5,14 +5,15 @@
 namespace ssmpy {
 
 void bind_signal(py::module_& m) {
-  py::class_<ssm::Signal>(m, "Signal",
-                          "Samples u_k = u(k·Δ), k = 0 … L−1, and u(t) when it is known analytically.")
+  py::class_<ssm::Signal>(
+      m, "Signal", "Samples u_k = u(k·Δ), k = 0 … L−1, and u(t) when it is known analytically.")
       .def_readonly("name", &ssm::Signal::name, "generator spec or file name")
       .def_readonly("dt", &ssm::Signal::dt, "sample spacing Δ (s)")
       .def_property_readonly(
           "samples",
           [](const ssm::Signal& s) {
-            return py::array_t<double>(static_cast<py::ssize_t>(s.samples.size()), s.samples.data());
+            return py::array_t<double>(static_cast<py::ssize_t>(s.samples.size()),
+                                       s.samples.data());
           },
           "the samples u_k, float64 (L,)")
       .def_property_readonly("held", &ssm::Signal::held,
@@ -26,8 +27,8 @@ void bind_signal(py::module_& m) {
             return u;
           },
           py::arg("t"),
-           "u(t) (s): the analytic function when known, else the held sample u_{⌈t/Δ⌉}. "
-           "Accepts a number or an array of times.")
+          "u(t) (s): the analytic function when known, else the held sample u_{⌈t/Δ⌉}. "
+          "Accepts a number or an array of times.")
       .def("__len__", &ssm::Signal::size)
       .def("__repr__", [](const ssm::Signal& s) {
         return "<ssmlab.Signal '" + s.name + "' L=" + std::to_string(s.size()) +
