@@ -106,7 +106,7 @@ def student_version(nb):
         elif "answer" in tags(cell):
             set_source(cell, ANSWER_PROMPT)
     st["metadata"]["ssmlab"] = {"version": "student",
-                                "generated_by": "notebooks/make_student.py (do not edit)"}
+                                "generated_by": "notebooks/make_student.py, from the solved notebook"}
     return st
 
 
