@@ -1,0 +1,222 @@
+"""Tests of the notebooks' checks (labkit): that each exercise's check passes the solved
+notebook's own code, reports an empty exercise as "not attempted yet", reports a crash without
+crashing, and explains each known mistake with its hint. Run by CTest with /usr/bin/python3.
+"""
+import contextlib
+import io
+import json
+import os
+import unittest
+
+import numpy as np
+import scipy.linalg
+
+import labkit
+from labkit import FAIL, PASS, TODO, lab01, lab02, lab03
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def solutions(notebook):
+    """The functions defined by the solved notebook's exercise cells."""
+    with open(os.path.join(HERE, notebook), encoding="utf-8") as f:
+        nb = json.load(f)
+    ns = {"np": np, "scipy": scipy}
+    for c in nb["cells"]:
+        if "exercise" in c["metadata"].get("tags", []):
+            exec("".join(c["source"]), ns)
+    return ns
+
+
+def todo(*args):
+    raise NotImplementedError("exercise")
+
+
+def crash(*args):
+    return np.linalg.solve(np.zeros((2, 3)), np.zeros(2))
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        labkit.STRICT = False  # report, do not raise (as in a student's notebook)
+
+    def assertVerdict(self, fn, student, status, *fragments):
+        with contextlib.redirect_stdout(io.StringIO()):  # the verdict is printed too
+            r = fn(student)
+        self.assertEqual(r.status, status, r.text)
+        for f in fragments:
+            self.assertIn(f, r.text)
+        return r
+
+    def assertCommonCases(self, fn):
+        self.assertVerdict(fn, todo, TODO, labkit.NOT_ATTEMPTED)
+        self.assertVerdict(fn, crash, FAIL, "your function raised LinAlgError")
+
+
+class Lab01(Base):
+    sol = solutions("01-continuous.ipynb")
+
+    def test_oscillator(self):
+        f, good = lab01.check_oscillator, self.sol["oscillator"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def no_w2(w, z):
+            A, B, C = good(w, z)
+            return A, np.array([0.0, 1.0]), C
+
+        def transposed(w, z):
+            A, B, C = good(w, z)
+            return A.T, B, C
+
+        def two_outputs(w, z):
+            return good(w, z)[:2]
+
+        self.assertVerdict(f, no_w2, FAIL, "Hint: B = [0, 1]")
+        self.assertVerdict(f, transposed, FAIL, "A is transposed")
+        self.assertVerdict(f, two_outputs, FAIL, "expected 3 outputs (A, B, C), got 2")
+
+    def test_free_response(self):
+        f = lab01.check_free_response
+        self.assertVerdict(f, self.sol["free_response_np"], PASS)
+        self.assertCommonCases(f)
+
+        def no_t(A, x0, t):
+            lam, V = np.linalg.eig(A)
+            return (V @ np.diag(np.exp(lam)) @ np.linalg.inv(V) @ x0).real
+
+        def complex_result(A, x0, t):
+            lam, V = np.linalg.eig(A)
+            return V @ np.diag(np.exp(lam * t)) @ np.linalg.inv(V) @ x0
+
+        self.assertVerdict(f, no_t, FAIL, "the exponent is A·t")
+        self.assertVerdict(f, lambda A, x0, t: np.exp(A * t) @ x0, FAIL, "each entry")
+        self.assertVerdict(f, complex_result, FAIL, "right but complex")
+
+    def test_dc_gain(self):
+        f = lab01.check_dc_gain
+        self.assertVerdict(f, self.sol["dc_gain"], PASS)
+        self.assertCommonCases(f)
+        self.assertVerdict(f, lambda A, B, C, D: -C @ np.linalg.solve(A, B), FAIL,
+                           "skip term is missing")
+        self.assertVerdict(f, lambda A, B, C, D: D + C @ np.linalg.solve(A, B), FAIL,
+                           "check the sign")
+
+
+class Lab02(Base):
+    sol = solutions("02-discretization.ipynb")
+
+    def test_forward_euler(self):
+        f = lab02.check_forward_euler
+        self.assertVerdict(f, self.sol["forward_euler"], PASS)
+        self.assertCommonCases(f)
+        self.assertVerdict(f, lambda A, B, dt: (dt * A, dt * B), FAIL, "the identity carries")
+        self.assertVerdict(f, lambda A, B, dt: (np.eye(len(A)) + dt * A, B), FAIL,
+                           "during a time Δ")
+
+    def test_bilinear(self):
+        f = lab02.check_bilinear
+        self.assertVerdict(f, self.sol["bilinear"], PASS)
+        self.assertCommonCases(f)
+
+        def full_step(A, B, dt):
+            M = np.eye(len(A)) - dt * A
+            return np.linalg.solve(M, np.eye(len(A)) + dt * A), np.linalg.solve(M, dt * B)
+
+        def b_no_inverse(A, B, dt):
+            return self.sol["bilinear"](A, B, dt)[0], dt * B
+
+        self.assertVerdict(f, full_step, FAIL, "use Δ/2 in both factors")
+        self.assertVerdict(f, b_no_inverse, FAIL, "B̄ also goes through the inverse")
+
+    def test_zoh(self):
+        f = lab02.check_zoh
+        self.assertVerdict(f, self.sol["zoh"], PASS)
+        self.assertCommonCases(f)
+        self.assertVerdict(f, lambda A, B, dt: (scipy.linalg.expm(dt * A), dt * B), FAIL,
+                           "Mamba's simplification (D6)")
+
+        def no_dt(A, B, dt):
+            return self.sol["zoh"](A, B, 1.0)
+
+        self.assertVerdict(f, no_dt, FAIL, "scale the augmented matrix by Δ")
+
+    def test_euler_threshold(self):
+        f = lab02.check_euler_threshold
+        self.assertVerdict(f, self.sol["euler_threshold"], PASS)
+        self.assertCommonCases(f)
+        lam = np.linalg.eigvals
+        self.assertVerdict(f, lambda A: np.max(-2 * lam(A).real / np.abs(lam(A)) ** 2), FAIL,
+                           "not the largest")
+        self.assertVerdict(f, lambda A: np.min(2 / np.abs(lam(A))), FAIL, "only for real λ")
+
+
+class Lab03(Base):
+    sol = solutions("03-recurrence-vs-convolution.ipynb")
+
+    def test_unroll(self):
+        f = lab03.check_unroll
+        self.assertVerdict(f, self.sol["unroll_np"], PASS)
+        self.assertCommonCases(f)
+
+        def read_first(Ab, Bb, C, D, u):
+            x, y = np.zeros(len(Bb)), np.empty(len(u))
+            for k, uk in enumerate(u):
+                y[k] = C @ x + D * uk
+                x = Ab @ x + Bb * uk
+            return y
+
+        self.assertVerdict(f, read_first, FAIL, "before updating the state")
+        self.assertVerdict(f, lambda Ab, Bb, C, D, u: self.sol["unroll_np"](Ab, Bb, C, 0.0, u),
+                           FAIL, "skip term D·u_k is missing")
+
+    def test_kernel(self):
+        f = lab03.check_kernel
+        good = self.sol["kernel_np"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        self.assertVerdict(f, lambda Ab, Bb, C, L: good(Ab, Ab @ Bb, C, L), FAIL,
+                           "shifted by one step", "K̄_0 = C B̄")
+
+        def drifts(Ab, Bb, C, L):  # right for k < 3, then a wrong factor creeps in
+            K = good(Ab, Bb, C, L)
+            K[3:] *= 1.01
+            return K
+
+        self.assertVerdict(f, drifts, FAIL, "matches for k < 3, then diverges")
+        self.assertVerdict(f, lambda Ab, Bb, C, L: good(Ab, Bb, C, L - 1), FAIL,
+                           "has shape (63,), expected (64,)")
+
+    def test_fft_conv(self):
+        f = lab03.check_fft_conv
+        self.assertVerdict(f, self.sol["fft_conv_np"], PASS)
+        self.assertCommonCases(f)
+        circular = lambda K, u: np.fft.irfft(np.fft.rfft(u) * np.fft.rfft(K), len(u))  # noqa
+        self.assertVerdict(f, circular, FAIL, "circular convolution", "M ≥ 2L − 1")
+
+        def full_length(K, u):
+            M = 2 * len(u) - 1
+            return np.fft.irfft(np.fft.rfft(u, M) * np.fft.rfft(K, M), M)
+
+        self.assertVerdict(f, full_length, FAIL, "keep the first L = 300")
+
+        def complex_fft(K, u):
+            M = 2 * len(u)
+            return np.fft.ifft(np.fft.fft(u, M) * np.fft.fft(K, M))[: len(u)]
+
+        self.assertVerdict(f, complex_fft, FAIL, "right but complex")
+
+
+class Strict(unittest.TestCase):
+    def test_strict_raises(self):
+        # The solved notebooks run with SSMLAB_STRICT=1: a wrong or empty exercise must raise.
+        labkit.STRICT = True
+        try:
+            with self.assertRaises(AssertionError), contextlib.redirect_stdout(io.StringIO()):
+                lab03.check_kernel(todo)
+        finally:
+            labkit.STRICT = False
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,35 @@
+// python/ssmlab_py.cpp — the ssmlab Python module: the library's stages for notebooks and
+// scripts, NumPy arrays in and out (conventions in bindings.hpp).
+//
+//   import ssmlab as ssm
+//   m = ssm.damped_oscillator()
+//   s = ssm.make_ssm(m, dt=0.01, method="zoh")
+//   y = ssm.unroll(s, u)                      # stage 3: the recurrence
+//   y2 = ssm.fft_conv(ssm.kernel(s, len(u)), u, D=s.D)   # stage 4: the same by FFT
+#include "bindings.hpp"
+
+#ifndef SSMLAB_VERSION
+#define SSMLAB_VERSION "unknown"
+#endif
+
+PYBIND11_MODULE(ssmlab, m) {
+  namespace py = pybind11;
+  m.doc() =
+      "ssmlab: from a continuous state space model to Mamba, stage by stage.\n"
+      "Stage 1 Model, simulate_*; stage 2 discretize; stage 3 make_ssm, unroll, Stepper;\n"
+      "stage 4 kernel, causal_conv_direct, fft_conv, FFTConv64/FFTConv32; signals make_signal.\n"
+      "Invalid arguments raise ssmlab.Error (a ValueError) with the library's message.";
+  m.attr("__version__") = SSMLAB_VERSION;
+
+  // ssm::Error → ssmlab.Error(ValueError): `except ValueError` catches it too.
+  auto& error = py::register_exception<ssm::Error>(m, "Error", PyExc_ValueError);
+  error.attr("__doc__") =
+      "An invalid argument, with the library's one-line message naming the argument, its value\n"
+      "and what was expected. A subclass of ValueError.";
+
+  ssmpy::bind_signal(m);
+  ssmpy::bind_continuous(m);
+  ssmpy::bind_discretize(m);
+  ssmpy::bind_recurrent(m);
+  ssmpy::bind_convolution(m);
+}
