@@ -19,11 +19,12 @@ std::vector<double> grid(double lo, double hi, int n) {
   return x;
 }
 
-// The signal's samples as a curve, thinned to at most `most` points (for plots).
-plot::Series signal_curve(const Signal& sig, std::size_t upto, std::size_t most, const std::string& label) {
+// The signal's samples from index `from` to `upto` as a curve, thinned to about `most` points.
+plot::Series signal_curve(const Signal& sig, std::size_t upto, std::size_t most, const std::string& label,
+                          std::size_t from = 0) {
   plot::Series s{label, {}, {}, "lines", "lw 3 lc rgb '#bbbbbb'"};
-  const std::size_t stride = std::max<std::size_t>(1, (upto + 1) / most);
-  for (std::size_t k = 0; k <= upto; k += stride) {
+  const std::size_t stride = std::max<std::size_t>(1, (upto + 1 - from) / most);
+  for (std::size_t k = from; k <= upto; k += stride) {
     s.x.push_back(double(k) * sig.dt);
     s.y.push_back(sig.samples[k]);
   }
@@ -107,6 +108,12 @@ int main(int argc, char** argv) {
     o << ", steps: " << method_name(st.method) << (legs ? (dense ? " (dense O(N²) step)" : " (O(N) step, H6)") : "")
       << ", N = " << N_text << "\n";
 
+    // LegT and FouT ask for detail down to about θ/N (FouT's top frequency is N/(2θ)): once a
+    // step Δ is longer than that, the steps cannot follow it (bilinear warps those modes).
+    if ((measure == hippo::Measure::LegT || measure == hippo::Measure::FouT) && dt * Ns.back() / theta > 1)
+      o << "note: N = " << Ns.back() << " asks for detail finer than the sampling (Δ·N/θ = "
+        << app::g3(dt * Ns.back() / theta) << " > 1): the online coefficients cannot follow it\n";
+
     // ---- The online projection for every N, at the drawing times and at T.
     std::vector<std::size_t> steps = at_k;
     steps.push_back(L - 1);
@@ -177,8 +184,10 @@ int main(int argc, char** argv) {
       if (conv_err.back() > 1e-12) {
         const double p = std::log2(conv_err[1] / conv_err[2]);
         a.summary()["order"] = p;
-        // H5 is first order for every α (tests/test_hippo.cpp measures 0.95–1.05).
-        a.check("order of online LegS vs quadrature (expect 1)", std::fabs(p - 1.0), 0.25);
+        // H5 is first order for every α (tests/test_hippo.cpp measures 0.95–1.05). Before the
+        // asymptotic range (steps k not ≫ N², e.g. 309 yearly sunspot numbers with N = 128)
+        // the error falls faster, ~1.7; so the check is one-sided: at least first order.
+        a.check("order of online LegS vs quadrature (at least 1)", std::max(0.0, 1.0 - p), 0.25);
       }
 
       // ---- LegS: the O(N) step (H6) against the O(N²) reference over the same run.
@@ -196,8 +205,12 @@ int main(int argc, char** argv) {
     // ---- The figure.
     const std::size_t most = 2000;
     plot::Figure fig;
-    fig.title = "Stage 5 — HiPPO-" + hippo::measure_name(measure) +
-                ": the past drawn back from N coefficients; more N keeps finer detail, and with a fixed N old detail blurs as t grows";
+    const char* lesson[] = {
+        ": the whole past drawn back from N coefficients; more N keeps finer detail, and with a fixed N old detail blurs as t grows",
+        ": a sliding window θ; its last θ seconds are drawn back sharply and everything older is forgotten",
+        ": an exponentially fading memory (time scale θ); the recent past is drawn back sharply, the older past fades",
+        ": a Fourier memory of the last θ seconds; sharp inside the window, with Gibbs ripples at its ends"};
+    fig.title = "Stage 5 — HiPPO-" + hippo::measure_name(measure) + lesson[static_cast<int>(measure)];
     fig.columns = 2;
     auto curve = [&](const hippo::Spec& s, const Vec& c, double t, const std::string& label, const std::string& extra,
                      int points = 800) {
@@ -207,14 +220,18 @@ int main(int argc, char** argv) {
     };
     // Curves are drawn from the largest N (or latest time) to the smallest, so the coarser,
     // more visible ones lie on top.
-    plot::Panel p1{"reconstructions at t = T = " + fmt(T) + " s from N coefficients (H4)", "time s (s)", "u(s)", false, false, {}, {}, {}};
-    p1.series.push_back(signal_curve(sig, L - 1, most, "signal u"));
+    // Panel 1 shows the part of the signal the memory describes at T, and as much again before it.
+    const double from = legs ? 0.0 : std::max(0.0, T - 2 * (T - hippo::window(spec(Ns.back()), T).first));
+    plot::Panel p1{"reconstructions at t = T = " + fmt(T) + " s from N coefficients (H4)", "time (s)", "u(s)", false, false, {}, {},
+                   {"set xrange [" + fmt(from) + ":" + fmt(T) + "]"}};
+    p1.series.push_back(signal_curve(sig, L - 1, most, "signal u", static_cast<std::size_t>(std::floor(from / dt))));
     for (std::size_t i = Ns.size(); i-- > 0;)
       p1.series.push_back(curve(spec(Ns[i]), C[i].col(static_cast<Eigen::Index>(steps.size() - 1)), T,
                                 "N = " + std::to_string(Ns[i]), "lc rgb '" + colour(i) + "'"));
     const std::size_t mid = Ns.size() / 2;
-    plot::Panel p2{"N = " + std::to_string(Ns[mid]) + " drawn back at several times: detail kept early blurs later",
-                   "time s (s)", "u(s)", false, false, {}, {}, {}};
+    plot::Panel p2{"N = " + std::to_string(Ns[mid]) + " drawn back at several times" +
+                       (legs ? ": detail kept early blurs later" : ": each time sees its own window"),
+                   "time (s)", "u(s)", false, false, {}, {}, {}};
     p2.series.push_back(signal_curve(sig, L - 1, most, "signal u"));
     for (std::size_t j = at_k.size(); j-- > 0;)
       p2.series.push_back(curve(spec(Ns[mid]), C[mid].col(static_cast<Eigen::Index>(j)), double(at_k[j]) * dt,
@@ -242,9 +259,10 @@ int main(int argc, char** argv) {
     for (int n = 0; n < Nh; ++n) im.y.push_back(n);
     im.z = H;
     im.zlabel = "c_n(t)";
-    const double zmax = std::max(1e-300, H.cwiseAbs().maxCoeff());
-    plot::Panel p4{"coefficients c_n(t), N = " + std::to_string(Nh) + ": the state of the SSM over time", "time t (s)", "n",
-                   false, false, {}, {im}, {"set cbrange [" + fmt(-zmax) + ":" + fmt(zmax) + "]", "set yrange [-0.5:" + fmt(Nh - 0.5) + "]"}};
+    // Colours span the range of c_1 … c_{N−1}: c_0, the running mean, may be larger and saturate.
+    const double zmax = std::max(1e-300, (Nh > 1 ? H.bottomRows(Nh - 1) : H).cwiseAbs().maxCoeff());
+    plot::Panel p4{"coefficients c_n(t), N = " + std::to_string(Nh) + ": the state of the SSM over time (colours: range of n ≥ 1)", "time t (s)", "n",
+                   false, false, {}, {im}, {"set cbrange [" + fmt(-zmax) + ":" + fmt(zmax) + "]", "set yrange [-0.5:" + fmt(Nh - 0.5) + "]", "set key off"}};
     plot::Panel p6{"|c_n(T)| for N = " + std::to_string(Ns.back()) + ": how fast the coefficients decay, online and exact",
                    "n", "|c_n(T)|", false, true, {}, {}, {"set key top right"}};
     {
@@ -252,8 +270,10 @@ int main(int argc, char** argv) {
       std::vector<double> n(static_cast<std::size_t>(cT.size())), on(n.size()), ex(n.size());
       for (std::size_t i = 0; i < n.size(); ++i) {
         n[i] = double(i);
-        on[i] = std::max(std::fabs(cT(static_cast<Eigen::Index>(i))), 1e-17);
-        ex[i] = std::max(std::fabs(cq_max(static_cast<Eigen::Index>(i))), 1e-17);
+        // Exact zeros (FouT's untracked last sine at even N) are left out of the log axis.
+        const double a_on = std::fabs(cT(static_cast<Eigen::Index>(i))), a_ex = std::fabs(cq_max(static_cast<Eigen::Index>(i)));
+        on[i] = a_on > 0 ? a_on : NAN;
+        ex[i] = a_ex > 0 ? a_ex : NAN;
       }
       p6.series.push_back({"online", n, on, "points", "pt 7 ps 0.8"});
       p6.series.push_back({"exact projection (quadrature)", n, ex, "points", "pt 6 ps 1.2"});
@@ -261,7 +281,7 @@ int main(int argc, char** argv) {
     fig.panels = {p1, p2, p3, p4, p6};
     if (legs) {
       plot::Panel p5{"online vs exact coefficients at t = T, N = " + std::to_string(Ns.back()) + ": first order in Δ (H5)",
-                     "Δ (s)", "relative error", true, true, {}, {}, {}};
+                     "Δ (s)", "relative error", true, true, {}, {}, {"set key bottom right"}};
       p5.series.push_back({method_name(st.method), conv_dt, conv_err, "linespoints", "pt 7 ps 1.2"});
       std::vector<double> ref1;
       for (double d : conv_dt) ref1.push_back(0.5 * conv_err.front() * d / conv_dt.front());
@@ -283,7 +303,7 @@ int main(int argc, char** argv) {
                    ": the past drawn back from N coefficients as the signal streams in";
       for (std::size_t f = 0; f < fk.size(); ++f) {
         const double t = double(fk[f]) * dt;
-        plot::Panel fr{"t = " + fmt(t) + " s", "time s (s)", "u(s)", false, false, {}, {},
+        plot::Panel fr{"t = " + fmt(t) + " s", "time (s)", "u(s)", false, false, {}, {},
                        {"set xrange [" + fmt(std::min(0.0, hippo::window(spec(Ns[0]), dt).first)) + ":" + fmt(T) + "]",
                         "set yrange [" + fmt(*umin_it - 0.3 * span) + ":" + fmt(*umax_it + 0.3 * span) + "]"}};
         fr.series.push_back(signal_curve(sig, fk[f], 500, "signal u so far"));

@@ -316,7 +316,8 @@ Nodes nodes(const Spec& sp, double t, const Truth& tr) {
       width = std::min(0.25, 4.0 / std::sqrt(double(sp.N))) * sp.theta;
       break;
   }
-  if (!(tr.hold > 0)) width = std::min(width, (t - std::max(a, 0.0)) / 1024.0);  // resolve u
+  // Where u lives (s ≥ 0), a function also needs ≥ 1024 panels to resolve u itself.
+  const double width_u = tr.hold > 0 ? width : std::min(width, (t - std::max(a, 0.0)) / 1024.0);
   // Segment ends: 0 (u may jump there), and for a held signal every sample point kΔ inside
   // (max(a, 0), t), so u is constant on each segment.
   std::vector<double> ends = {a};
@@ -333,7 +334,8 @@ Nodes nodes(const Spec& sp, double t, const Truth& tr) {
   for (std::size_t e = 0; e + 1 < ends.size(); ++e) {
     const double lo = ends[e], hi = ends[e + 1];
     if (!(hi > lo)) continue;
-    const int m = std::max(1, static_cast<int>(std::ceil((hi - lo) / width - 1e-9)));
+    const double w = lo >= 0 ? width_u : width;
+    const int m = std::max(1, static_cast<int>(std::ceil((hi - lo) / w - 1e-9)));
     const double h = (hi - lo) / m;
     for (int p = 0; p < m; ++p) {
       const double mid = lo + (p + 0.5) * h;
