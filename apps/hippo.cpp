@@ -135,6 +135,8 @@ int main(int argc, char** argv) {
     std::set<int> sweep(Ns.begin(), Ns.end());
     for (int n = 2; n < Ns.back(); n *= 2)
       if (n > Ns.front()) sweep.insert(n);
+    // Tables are written (beside --plot) only once everything is computed: no partial output.
+    std::vector<std::pair<app::Table, std::string>> tables;
     app::Table recon({"N", "online MSE", "optimal MSE", "online vs quadrature", "tolerance"});
     std::vector<double> mse_on, mse_opt, nN;
     Vec cq_max;  // the exact projection at T for the largest N
@@ -159,7 +161,6 @@ int main(int argc, char** argv) {
     o << "\nreconstruction at t = T = " << fmt(T) << " s (MSE weighted by the measure, relative to ∫u²dμ;"
       << " optimal = the exact projection):\n"
       << recon.text();
-    a.table(recon, "reconstruction");
     a.check("online vs quadrature coefficients at t = T, N = " + std::to_string(Ns.back()) + " (relative)", last_err, last_tol);
 
     // ---- LegS: the order of H5, from runs with Δ/2 and Δ/4 (the same u: its function, or the held samples).
@@ -180,7 +181,7 @@ int main(int argc, char** argv) {
       o << "\nLegS convergence at t = T, N = " << N << " (" << method_name(st.method)
         << " steps; every GBT step of H5 is first order):\n"
         << conv.text();
-      a.table(conv, "convergence");
+      tables.emplace_back(conv, "convergence");
       if (conv_err.back() > 1e-12) {
         const double p = std::log2(conv_err[1] / conv_err[2]);
         a.summary()["order"] = p;
@@ -201,6 +202,8 @@ int main(int argc, char** argv) {
                   " steps (relative)",
               (fast - ref).cwiseAbs().maxCoeff() / (scale > 0 ? scale : 1.0), 1e-12);
     }
+
+    tables.emplace(tables.begin(), recon, "reconstruction");
 
     // ---- The figure.
     const std::size_t most = 2000;
@@ -288,6 +291,7 @@ int main(int argc, char** argv) {
       p5.series.push_back({"slope 1 (for comparison)", conv_dt, ref1, "lines", "dashtype 2 lc rgb '#888888'"});
       fig.panels.insert(fig.panels.begin() + 4, p5);
     }
+    for (const auto& [t, key] : tables) a.table(t, key);
     a.figure(fig);
 
     // ---- The animation: the reconstruction as the signal streams in.
@@ -299,14 +303,18 @@ int main(int argc, char** argv) {
       const auto [umin_it, umax_it] = std::minmax_element(sig.samples.begin(), sig.samples.end());
       const double span = std::max(1e-12, *umax_it - *umin_it);
       plot::Animation anim;
-      anim.title = "HiPPO-" + hippo::measure_name(measure) + " memory of " + sig.name +
-                   ": the past drawn back from N coefficients as the signal streams in";
+      anim.title = "HiPPO-" + hippo::measure_name(measure) + " memory of " + sig.name + ", drawn back from N coefficients";
       for (std::size_t f = 0; f < fk.size(); ++f) {
         const double t = double(fk[f]) * dt;
-        plot::Panel fr{"t = " + fmt(t) + " s", "time (s)", "u(s)", false, false, {}, {},
-                       {"set xrange [" + fmt(std::min(0.0, hippo::window(spec(Ns[0]), dt).first)) + ":" + fmt(T) + "]",
+        // LegS: the whole signal stays in view. The others: the view follows the window, with as
+        // much again before it (what has been forgotten) and a little room ahead.
+        const double W = t - hippo::window(spec(Ns.back()), t).first;
+        const double x0 = legs ? 0.0 : t - 2 * W, x1 = legs ? T : t + 0.25 * W;
+        plot::Panel fr{"t = " + fmt(t) + " s: the signal streams in", "time (s)", "u(s)", false, false, {}, {},
+                       {"set xrange [" + fmt(x0) + ":" + fmt(x1) + "]",
                         "set yrange [" + fmt(*umin_it - 0.3 * span) + ":" + fmt(*umax_it + 0.3 * span) + "]"}};
-        fr.series.push_back(signal_curve(sig, fk[f], 500, "signal u so far"));
+        fr.series.push_back(signal_curve(sig, fk[f], 500, "signal u so far",
+                                         static_cast<std::size_t>(std::max(0.0, std::floor(x0 / dt)))));
         for (std::size_t i = Ns.size(); i-- > 0;)
           fr.series.push_back(curve(spec(Ns[i]), CF[i].col(static_cast<Eigen::Index>(f)), t, "N = " + std::to_string(Ns[i]),
                                     "lc rgb '" + colour(i) + "'", 300));
