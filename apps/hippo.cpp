@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
     std::vector<int> Ns;
     for (double v : app::parse_list("--N", N_text)) {
       require(v == std::floor(v), "--N: '" + fmt(v) + "' is not an integer");
-      hippo::validate(hippo::Spec{measure, static_cast<int>(std::clamp(v, -1.0, 1e6)), 1.0});
+      const int hi = hippo::max_N(measure);
+      require(v >= 1 && v <= hi, "--N must be in [1, " + std::to_string(hi) + "] for " + measure_text + ", got " + fmt(v));
       Ns.push_back(static_cast<int>(v));
     }
     std::sort(Ns.begin(), Ns.end());
@@ -95,8 +96,10 @@ int main(int argc, char** argv) {
                                                    fmt(dt) + ", " + fmt(T) + "] s (one step to its last sample)");
       at_k.push_back(static_cast<std::size_t>(std::llround(t / dt)));
     }
+    // The truth integrates u itself: a generator's function (whose jumps, for step and square,
+    // fall on the sample grid), or a file's samples held between sample points.
     const hippo::Truth truth = sig.held() ? hippo::Truth{[&sig](double s) { return sig.at(s); }, dt}
-                                          : hippo::Truth{sig.fn, 0.0};
+                                          : hippo::Truth{sig.fn, dt};
     const bool legs = measure == hippo::Measure::LegS;
     auto spec = [&](int N) { return hippo::Spec{measure, N, theta}; };
 
@@ -121,16 +124,17 @@ int main(int argc, char** argv) {
     for (int N : Ns) C.push_back(hippo::online_at(sig.samples, dt, spec(N), st, steps));
 
     // ---- Against the exact projection at T (H3): coefficients and reconstruction error.
-    // LegS and LagT integrate their ODE exactly, so the online error is the step's: first order
-    // (H5 holds u_k over each step and, for LegS, freezes 1/t), about the input's largest change
-    // over one step relative to max|u| — measured 0.1× that for bilinear steps and 1.5× for
-    // forward or backward Euler on the default signal (tests/test_hippo.cpp); tolerance 2×.
-    // LegT and FouT also replace the value leaving the window by its reconstruction from the
-    // state, off by about the best N-term fit's RMS error √MSE*: that adds 2·√MSE*.
-    double jump = 0.0, umax = 0.0;
-    for (std::size_t k = 1; k < L; ++k) jump = std::max(jump, std::fabs(sig.samples[k] - sig.samples[k - 1]));
-    for (double v : sig.samples) umax = std::max(umax, std::fabs(v));
-    const double rho = umax > 0 ? jump / umax : 0.0;
+    // The same u sampled with step Δ/m: its function, or (a file) the held samples repeated.
+    auto refined = [&](int m) {
+      std::vector<double> u(static_cast<std::size_t>(m) * (L - 1) + 1);
+      for (std::size_t j = 0; j < u.size(); ++j) u[j] = m == 1 ? sig.samples[j] : sig.at(double(j) * dt / m);
+      return u;
+    };
+    const std::vector<double> u2 = refined(2);
+    auto rel = [](const Vec& x, const Vec& ref) {
+      const double scale = ref.cwiseAbs().maxCoeff();
+      return (x - ref).cwiseAbs().maxCoeff() / (scale > 0 ? scale : 1.0);
+    };
     // The table sweeps N over the listed values and the powers of two between them.
     std::set<int> sweep(Ns.begin(), Ns.end());
     for (int n = 2; n < Ns.back(); n *= 2)
@@ -145,12 +149,18 @@ int main(int argc, char** argv) {
       const auto listed = std::find(Ns.begin(), Ns.end(), N);
       const Vec cT = listed != Ns.end() ? Vec(C[static_cast<std::size_t>(listed - Ns.begin())].col(static_cast<Eigen::Index>(steps.size() - 1)))
                                         : Vec(hippo::online_at(sig.samples, dt, spec(N), st, {L - 1}).col(0));
+      const Vec cT2 = hippo::online_at(u2, dt / 2, spec(N), st, {u2.size() - 1}).col(0);
       const Vec cq = hippo::project(spec(N), T, truth);
       const double m_on = hippo::weighted_mse(spec(N), cT, T, truth);
       const double m_opt = hippo::weighted_mse(spec(N), cq, T, truth);
-      const double scale = cq.cwiseAbs().maxCoeff();
-      const double err = (cT - cq).cwiseAbs().maxCoeff() / (scale > 0 ? scale : 1.0);
-      const double tol = 2 * rho + 1e-12 +
+      const double err = rel(cT, cq);
+      // Tolerance. Every step here is at least first order in Δ, so the error at Δ is at most
+      // about twice the change of c when Δ halves (Richardson: e(Δ) ≈ 2·|c_Δ − c_{Δ/2}| at order
+      // 1, less at higher orders); 2.5× leaves room for a ratio not yet at its limit. A wrong
+      // limit (c converging to something other than the projection) fails it. LegT and FouT
+      // also replace the value leaving the window by its reconstruction from the state, off by
+      // about the best fit's RMS error √MSE*: their bound adds 2·√MSE*. 1e-12: rounding.
+      const double tol = 2.5 * rel(cT, cT2) + 1e-12 +
                          ((measure == hippo::Measure::LegT || measure == hippo::Measure::FouT) ? 2 * std::sqrt(m_opt) : 0.0);
       recon.add({std::to_string(N), app::e2(m_on), app::e2(m_opt), app::e2(err), app::e2(tol)});
       mse_on.push_back(m_on);
@@ -168,13 +178,11 @@ int main(int argc, char** argv) {
     if (legs) {
       const int N = Ns.back();
       app::Table conv({"Δ (s)", "error vs quadrature", "order"});
-      for (int m : {1, 2, 4}) {
-        std::vector<double> u(static_cast<std::size_t>(m) * (L - 1) + 1);
-        for (std::size_t j = 0; j < u.size(); ++j) u[j] = m == 1 ? sig.samples[j] : sig.at(double(j) * dt / m);
+      for (int m : {1, 2, 4, 8}) {
+        const std::vector<double> u = m == 2 ? u2 : refined(m);
         const Vec c = hippo::online_at(u, dt / m, spec(N), st, {u.size() - 1}).col(0);
-        const double scale = cq_max.cwiseAbs().maxCoeff();
         conv_dt.push_back(dt / m);
-        conv_err.push_back((c - cq_max).cwiseAbs().maxCoeff() / (scale > 0 ? scale : 1.0));
+        conv_err.push_back(rel(c, cq_max));
         const std::size_t i = conv_err.size() - 1;
         conv.add({fmt(dt / m), app::e2(conv_err[i]), i ? app::g3(std::log2(conv_err[i - 1] / conv_err[i])) : ""});
       }
@@ -182,13 +190,19 @@ int main(int argc, char** argv) {
         << " steps; every GBT step of H5 is first order):\n"
         << conv.text();
       tables.emplace_back(conv, "convergence");
-      if (conv_err.back() > 1e-12) {
-        const double p = std::log2(conv_err[1] / conv_err[2]);
+      // H5 is first order for every α (tests/test_hippo.cpp measures 0.95–1.05) once the step
+      // count is past N²: H5's local error grows like (N/k)², so before that the measured order
+      // wanders (1.7 for 309 sunspot years at N = 128; 0.74 → 0.88 → 0.95 for the chirp at
+      // N = 128 as Δ halves). The check takes the finest pair, Δ/4 → Δ/8, and only there.
+      const double p = std::log2(conv_err[2] / conv_err[3]);
+      if (conv_err.back() <= 1e-12) {
+        o << "order not checked: the error is at rounding level\n";
+      } else if (8.0 * double(L - 1) < double(N) * N) {
+        o << "order not checked: 8·(L − 1) = " << 8 * (L - 1) << " steps < N² = " << N * N
+          << ", before H5's asymptotic range\n";
+      } else {
         a.summary()["order"] = p;
-        // H5 is first order for every α (tests/test_hippo.cpp measures 0.95–1.05). Before the
-        // asymptotic range (steps k not ≫ N², e.g. 309 yearly sunspot numbers with N = 128)
-        // the error falls faster, ~1.7; so the check is one-sided: at least first order.
-        a.check("order of online LegS vs quadrature (at least 1)", std::max(0.0, 1.0 - p), 0.25);
+        a.check("order of online LegS vs quadrature, Δ/4 to Δ/8 (at least 1)", std::max(0.0, 1.0 - p), 0.25);
       }
 
       // ---- LegS: the O(N) step (H6) against the O(N²) reference over the same run.

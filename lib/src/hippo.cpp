@@ -305,58 +305,69 @@ struct Nodes {
 Nodes nodes(const Spec& sp, double t, const Truth& tr) {
   validate(sp);
   require(std::isfinite(t) && t > 0, "quadrature: t must be finite and > 0, got " + fmt(t));
-  // The measure's support, cut where its weight is negligible: [0, t] (LegS), [t − θ, t] (LegT,
-  // FouT), ages up to Y = max(80, 10N)·θ for LagT. (|L_n(y)| ≤ e^{y/2}, so a bounded u adds
-  // < 2e^{−40} past age 80θ; but L_n oscillates out to y ≈ 4n, and products L_n L_m e^{−y},
-  // as in the error of a reconstruction, fall below e^{−3n} only past y ≈ 10n.) Where the
-  // support reaches before 0, u = 0 there but the reconstruction is still weighed.
-  double a = 0.0, width = 0.0;
+  const int N = sp.N;
+  // Panel ends. Each panel gets 20 Gauss–Legendre nodes, so each must hold only a few
+  // oscillations of the integrand; the ends come from every reason to cut:
+  std::vector<double> ends;
+  double a = 0.0;  // start of the measure's support
   switch (sp.measure) {
-    case Measure::LegS: a = 0.0, width = 4.0 * t / sp.N; break;
-    case Measure::LegT: a = t - sp.theta, width = 4.0 * sp.theta / sp.N; break;
-    case Measure::FouT: a = t - sp.theta, width = 2.0 * sp.theta / sp.N; break;
-    case Measure::LagT:
-      a = t - std::max(80.0, 10.0 * sp.N) * sp.theta;
-      width = std::min(0.25, 4.0 / std::sqrt(double(sp.N))) * sp.theta;
+    case Measure::LegS:
+    case Measure::LegT: {
+      // Legendre: P_n(cos φ) oscillates evenly in φ (its zeros crowd towards ±1 like 1/n²), so
+      // the ends are evenly spaced in φ, N/2 of them: about one oscillation per panel.
+      a = sp.measure == Measure::LegS ? 0.0 : t - sp.theta;
+      const int M = std::max(32, N / 2);
+      for (int j = 0; j <= M; ++j)
+        ends.push_back(a + (t - a) * 0.5 * (1.0 - std::cos(std::numbers::pi * j / M)));
       break;
+    }
+    case Measure::FouT: {
+      a = t - sp.theta;  // sines and cosines: evenly spaced, one period of the top one per panel
+      const int M = std::max(32, N / 2);
+      for (int j = 0; j <= M; ++j) ends.push_back(a + sp.theta * j / M);
+      break;
+    }
+    case Measure::LagT: {
+      // The support is cut at ages Y = max(80, 10N)·θ: |L_n(y)| ≤ e^{y/2}, so a bounded u adds
+      // < 2e^{−40} past age 80θ, but L_n oscillates out to y ≈ 4n and products L_n L_m e^{−y} (as
+      // in the error of a reconstruction) fall below e^{−3n} only past y ≈ 10n. L_n(y) behaves
+      // like J_0(2√(ny)): it oscillates evenly in √y, so the ends are evenly spaced in √y.
+      const double Y = std::max(80.0, 10.0 * N);
+      a = t - Y * sp.theta;
+      const int M = std::max(64, N);
+      for (int j = M; j >= 0; --j) ends.push_back(t - sp.theta * Y * (double(j) / M) * (double(j) / M));
+      break;
+    }
   }
-  // Where u lives (s ≥ 0), a function also needs ≥ 1024 panels to resolve u itself.
-  const double width_u = tr.hold > 0 ? width : std::min(width, (t - std::max(a, 0.0)) / 1024.0);
-  // Segment ends: 0 (u may jump there), and for a held signal every sample point kΔ inside
-  // (max(a, 0), t), so u is constant on each segment.
-  std::vector<double> ends = {a};
-  if (a < 0) ends.push_back(0.0);
-  if (tr.hold > 0)
-    for (double k = std::floor(std::max(a, 0.0) / tr.hold) + 1; k * tr.hold < t; k += 1)
-      ends.push_back(k * tr.hold);
-  ends.push_back(t);
+  const double a0 = std::max(a, 0.0);  // u lives on [a0, t]; before 0 it is 0
+  if (a < 0) ends.push_back(0.0);      // u may jump at 0
+  if (tr.breaks > 0)  // u may jump at the multiples of `breaks` (the sample points of a held signal)
+    for (double k = std::floor(a0 / tr.breaks) + 1; k * tr.breaks < t; k += 1) ends.push_back(k * tr.breaks);
+  for (int j = 1; j < 1024; ++j) ends.push_back(a0 + (t - a0) * j / 1024.0);  // resolve u itself
+  std::sort(ends.begin(), ends.end());
+  ends.erase(std::unique(ends.begin(), ends.end(), [&](double p, double q) { return q - p <= 1e-14 * std::max(1.0, std::fabs(t)); }),
+             ends.end());
 
   using gauss = boost::math::quadrature::gauss<double, 20>;
   const auto& x = gauss::abscissa();  // the 10 non-negative nodes on [−1, 1]
   const auto& gw = gauss::weights();
   Nodes nd;
   for (std::size_t e = 0; e + 1 < ends.size(); ++e) {
-    const double lo = ends[e], hi = ends[e + 1];
-    if (!(hi > lo)) continue;
-    const double w = lo >= 0 ? width_u : width;
-    const int m = std::max(1, static_cast<int>(std::ceil((hi - lo) / w - 1e-9)));
-    const double h = (hi - lo) / m;
-    for (int p = 0; p < m; ++p) {
-      const double mid = lo + (p + 0.5) * h;
-      for (std::size_t i = 0; i < x.size(); ++i)
-        for (double sign : {-1.0, 1.0}) {
-          if (x[i] == 0 && sign > 0) continue;
-          const double s = mid + sign * x[i] * 0.5 * h;
-          double density = 1.0;
-          switch (sp.measure) {
-            case Measure::LegS: density = 1.0 / t; break;
-            case Measure::LagT: density = std::exp(-(t - s) / sp.theta) / sp.theta; break;
-            default: density = 1.0 / sp.theta; break;
-          }
-          nd.s.push_back(s);
-          nd.w.push_back(gw[i] * 0.5 * h * density);
+    const double lo = ends[e], hi = ends[e + 1], mid = 0.5 * (lo + hi), h = hi - lo;
+    if (!(h > 0)) continue;
+    for (std::size_t i = 0; i < x.size(); ++i)
+      for (double sign : {-1.0, 1.0}) {
+        if (x[i] == 0 && sign > 0) continue;
+        const double s = mid + sign * x[i] * 0.5 * h;
+        double density = 1.0;
+        switch (sp.measure) {
+          case Measure::LegS: density = 1.0 / t; break;
+          case Measure::LagT: density = std::exp(-(t - s) / sp.theta) / sp.theta; break;
+          default: density = 1.0 / sp.theta; break;
         }
-    }
+        nd.s.push_back(s);
+        nd.w.push_back(gw[i] * 0.5 * h * density);
+      }
   }
   return nd;
 }

@@ -161,21 +161,23 @@ Mat basis(const Spec& s, double t, const std::vector<double>& points);
 std::vector<double> reconstruct(const Spec& s, const Vec& c, double t,
                                 const std::vector<double>& points);
 
-// A signal for the ground truth: u(s) on [0, t], and where it may jump. hold > 0 says u is
-// piecewise constant on (kΔ − Δ, kΔ] with Δ = hold (a sampled signal under the hold); the
-// quadrature panels then end at those points so each panel sees a polynomial (exact).
+// A signal for the ground truth: u(s) on [0, t], and where it may jump. breaks > 0 says u is
+// smooth between the multiples of `breaks`: a sampled signal held constant on (kΔ − Δ, kΔ]
+// (breaks = Δ), or a generator whose jumps fall on its sample grid (a step or a square wave).
+// The quadrature's panels end there, so no panel straddles a jump.
 struct Truth {
   std::function<double(double)> u;
-  double hold = 0.0;
+  double breaks = 0.0;
 };
 
 // (H3) The exact projection c_n(t) = ∫ u(s) g_n(s) dμ_t(s) by composite Gauss–Legendre
 // quadrature (Boost.Math, 20 nodes per panel, exact for polynomials of degree ≤ 39 on each
-// panel), with u = 0 before 0. Panels: at least 1024 across the support for a function (to
-// resolve u), at most Δ wide for a held signal, and narrow enough for g_{N−1}: width ≤ 4/N of
-// the window for Legendre, ≤ 2/N of it for Fourier, ≤ min(¼, 4/√N)·θ for Laguerre, whose
-// support is cut at ages max(80, 10N)·θ (past that, even products of two Laguerre
-// polynomials weigh less than e^{−3N}). Cost O(panels·20·N).
+// panel), with u = 0 before 0. Panels end at every point where the integrand may jump (0, and
+// the multiples of Truth::breaks), at 1024 even steps across [0, t] (to resolve u), and where the basis needs it, about one oscillation of g_{N−1} per panel:
+// N/2 ends evenly spaced in φ (x = cos φ) for Legendre, whose zeros crowd towards the window's
+// ends; N/2 evenly spaced ones for Fourier; N evenly spaced in √(age) for Laguerre, whose
+// support is cut at ages max(80, 10N)·θ (past that, even products of two Laguerre polynomials
+// weigh less than e^{−3N}). Cost O(panels·20·N).
 Vec project(const Spec& s, double t, const Truth& truth);
 
 // The reconstruction error the measure weighs: ∫ (u − Σ c_n g_n)² dμ_t / ∫ u² dμ_t (relative,
