@@ -4,7 +4,6 @@
 // the dense one and against a long-double dense step.
 #include <boost/math/special_functions/bessel.hpp>
 #include <boost/math/special_functions/legendre.hpp>
-
 #include <cmath>
 #include <complex>
 #include <numbers>
@@ -22,13 +21,19 @@ namespace {
 
 constexpr double kPi = std::numbers::pi;
 
-double rel(const Vec& a, const Vec& ref) { return test::rel_err(a, ref); }
+double rel(const Vec& a, const Vec& ref) {
+  return test::rel_err(a, ref);
+}
 
 // The default lesson's signal: three sines at 0.2, 0.62 and 1.46 Hz (detail at three scales).
-Signal sines(std::size_t L, double T) { return make_signal("sines:f=0.2", L, T / double(L - 1), 1); }
+Signal sines(std::size_t L, double T) {
+  return make_signal("sines:f=0.2", L, T / double(L - 1), 1);
+}
 
 // log2 of successive error ratios when the step halves: the measured order.
-double order(double e_coarse, double e_fine) { return std::log2(e_coarse / e_fine); }
+double order(double e_coarse, double e_fine) {
+  return std::log2(e_coarse / e_fine);
+}
 
 }  // namespace
 
@@ -82,12 +87,12 @@ TEST_CASE("FouT: closed-form entries for N = 5 and theta = 0.5") {
   CHECK(B(1) == 0.0);
   CHECK(std::fabs(B(2) - 4.0 * r2) < 1e-14);
   CHECK(B(3) == 0.0);
-  CHECK(std::fabs(A(0, 0) + 4.0) < 1e-14);             // −2·1·1/θ
-  CHECK(std::fabs(A(2, 2) + 8.0) < 1e-14);             // −2·√2·√2/θ
-  CHECK(std::fabs(A(0, 4) + 4.0 * r2) < 1e-14);        // −2·1·√2/θ
-  CHECK(std::fabs(A(1, 2) + 2 * kPi / 0.5) < 1e-13);   // d/dt sin_1 ∋ −2π/θ cos_1
-  CHECK(std::fabs(A(2, 1) - 2 * kPi / 0.5) < 1e-13);   // d/dt cos_1 ∋ +2π/θ sin_1
-  CHECK(std::fabs(A(3, 4) + 4 * kPi / 0.5) < 1e-13);   // frequency 2
+  CHECK(std::fabs(A(0, 0) + 4.0) < 1e-14);            // −2·1·1/θ
+  CHECK(std::fabs(A(2, 2) + 8.0) < 1e-14);            // −2·√2·√2/θ
+  CHECK(std::fabs(A(0, 4) + 4.0 * r2) < 1e-14);       // −2·1·√2/θ
+  CHECK(std::fabs(A(1, 2) + 2 * kPi / 0.5) < 1e-13);  // d/dt sin_1 ∋ −2π/θ cos_1
+  CHECK(std::fabs(A(2, 1) - 2 * kPi / 0.5) < 1e-13);  // d/dt cos_1 ∋ +2π/θ sin_1
+  CHECK(std::fabs(A(3, 4) + 4 * kPi / 0.5) < 1e-13);  // frequency 2
   CHECK(std::fabs(A(4, 3) - 4 * kPi / 0.5) < 1e-13);
   CHECK(A(1, 1) == 0.0);
   CHECK(A(1, 3) == 0.0);
@@ -148,28 +153,34 @@ TEST_CASE("Quadrature vs closed form: LegS of a sine through spherical Bessel fu
   // c_n(t) = √(2n+1) j_n(ω) Im(iⁿ e^{i(ω + φ)}), ω = ω₀t/2.
   const double w0 = 2 * kPi * 1.3, phi = 0.4, t = 7.0;
   const int N = 1024;  // j_n(ω) ~ (eω/2n)ⁿ: past n ≈ 40 the coefficients are tiny, and must stay so
-  const Vec c = project(Spec{Measure::LegS, N, 1.0}, t, Truth{[&](double s) { return std::sin(w0 * s + phi); }, 0.0});
+  const Vec c = project(Spec{Measure::LegS, N, 1.0}, t,
+                        Truth{[&](double s) { return std::sin(w0 * s + phi); }, 0.0});
   const double w = w0 * t / 2;
   Vec ref(N);
   for (int n = 0; n < N; ++n) {
-    const std::complex<double> in = std::pow(std::complex<double>(0, 1), n) * std::polar(1.0, w + phi);
-    ref(n) = std::sqrt(2.0 * n + 1) * boost::math::sph_bessel(static_cast<unsigned>(n), w) * in.imag();
+    const std::complex<double> in =
+        std::pow(std::complex<double>(0, 1), n) * std::polar(1.0, w + phi);
+    ref(n) =
+        std::sqrt(2.0 * n + 1) * boost::math::sph_bessel(static_cast<unsigned>(n), w) * in.imag();
   }
   CHECK_CLOSE(c, ref, 1e-13, 1e-12);
 }
 
 TEST_CASE("Quadrature vs closed form: LegS of a step whose jump is on the break grid") {
-  // u = 1 for s ≥ t0: c_n = (√(2n+1)/2) ∫_{x0}^{1} P_n = −(√(2n+1)/2)(P_{n+1}(x0) − P_{n−1}(x0))/(2n+1)
-  // for n ≥ 1 and (1 − x0)/2 for n = 0, x0 = 2t0/t − 1. Panels end at the multiples of 0.25 (the
-  // jump included), so each panel integrates a polynomial: exact to rounding.
+  // u = 1 for s ≥ t0: c_n = (√(2n+1)/2) ∫_{x0}^{1} P_n = −(√(2n+1)/2)(P_{n+1}(x0) −
+  // P_{n−1}(x0))/(2n+1) for n ≥ 1 and (1 − x0)/2 for n = 0, x0 = 2t0/t − 1. Panels end at the
+  // multiples of 0.25 (the jump included), so each panel integrates a polynomial: exact to
+  // rounding.
   const double t0 = 3.0, t = 10.0, x0 = 2 * t0 / t - 1;
   const int N = 200;
-  const Vec c = project(Spec{Measure::LegS, N, 1.0}, t, Truth{[&](double s) { return s >= t0 ? 1.0 : 0.0; }, 0.25});
+  const Vec c = project(Spec{Measure::LegS, N, 1.0}, t,
+                        Truth{[&](double s) { return s >= t0 ? 1.0 : 0.0; }, 0.25});
   Vec ref(N);
   ref(0) = (1 - x0) / 2;
   for (int n = 1; n < N; ++n)
     ref(n) = -std::sqrt(2.0 * n + 1) / 2 *
-             (boost::math::legendre_p(n + 1, x0) - boost::math::legendre_p(n - 1, x0)) / (2.0 * n + 1);
+             (boost::math::legendre_p(n + 1, x0) - boost::math::legendre_p(n - 1, x0)) /
+             (2.0 * n + 1);
   CHECK_CLOSE(c, ref, 1e-13, 1e-12);
 }
 
@@ -179,7 +190,8 @@ TEST_CASE("Quadrature vs closed form: LagT of a sine through its Laplace transfo
   // t = 80θ: the missing tail is below 2e^{−40}.
   const double w0 = 2 * kPi * 0.9, phi = 1.1, theta = 0.3, t = 80 * theta;
   const int N = 24;
-  const Vec c = project(Spec{Measure::LagT, N, theta}, t, Truth{[&](double s) { return std::sin(w0 * s + phi); }, 0.0});
+  const Vec c = project(Spec{Measure::LagT, N, theta}, t,
+                        Truth{[&](double s) { return std::sin(w0 * s + phi); }, 0.0});
   const std::complex<double> p(1.0, w0 * theta);
   Vec ref(N);
   for (int n = 0; n < N; ++n)
@@ -192,8 +204,9 @@ TEST_CASE("Quadrature vs closed form: FouT of a harmonic of the window") {
   // c_{sin m} = cos ψ / √2, c_{cos m} = sin ψ / √2, every other coefficient 0.
   const double theta = 0.8, phi = 0.3, t = 3.3;
   const int m = 3, N = 11;
-  const Vec c = project(Spec{Measure::FouT, N, theta}, t,
-                        Truth{[&](double s) { return std::sin(2 * kPi * m * s / theta + phi); }, 0.0});
+  const Vec c =
+      project(Spec{Measure::FouT, N, theta}, t,
+              Truth{[&](double s) { return std::sin(2 * kPi * m * s / theta + phi); }, 0.0});
   const double psi = 2 * kPi * m * (t / theta - 1) + phi;
   Vec ref = Vec::Zero(N);
   ref(2 * m - 1) = std::cos(psi) / std::sqrt(2.0);
@@ -217,7 +230,8 @@ TEST_CASE("Reconstruction (H4) of a polynomial of degree N-1 is exact") {
   }
 }
 
-TEST_CASE("LegS online vs quadrature: first order for every alpha and bilinear is the most accurate") {
+TEST_CASE(
+    "LegS online vs quadrature: first order for every alpha and bilinear is the most accurate") {
   // (H5) freezes 1/t at the step's end and holds u_k over the step, so every α is first order:
   // the error halves when Δ halves. Δ = 10 s / 1000, 10 s / 2000, 10 s / 4000; N = 32; t = 10 s.
   const Spec s{Measure::LegS, 32, 1.0};
@@ -229,7 +243,8 @@ TEST_CASE("LegS online vs quadrature: first order for every alpha and bilinear i
   for (int a = 0; a < 3; ++a)
     for (int i = 0; i < 3; ++i) {
       const Signal sig = sines(Ls[i], T);
-      c[a][i] = online_at(sig.samples, sig.dt, s, Stepping{Method::GBT, alphas[a]}, {Ls[i] - 1}).col(0);
+      c[a][i] =
+          online_at(sig.samples, sig.dt, s, Stepping{Method::GBT, alphas[a]}, {Ls[i] - 1}).col(0);
       const Vec q = project(s, T, Truth{sig.fn, 0.0});
       err[a][i] = rel(c[a][i], q);
     }
@@ -302,7 +317,8 @@ TEST_CASE("Reconstruction error falls as N grows on a smooth signal for every me
       const Spec s{m, N, 2.0};
       const Truth tr{sig.fn, 0.0};
       const double mq = weighted_mse(s, project(s, T, tr), T, tr);
-      const double mo = weighted_mse(s, online_at(sig.samples, sig.dt, s, Stepping{}, {4000}).col(0), T, tr);
+      const double mo =
+          weighted_mse(s, online_at(sig.samples, sig.dt, s, Stepping{}, {4000}).col(0), T, tr);
       CHECK(mq < prev_q);
       CHECK(mo < prev_o);
       CHECK(mq <= mo * (1 + 1e-9));  // nothing beats the projection
@@ -349,7 +365,8 @@ TEST_CASE("Fast LegS step on random states is as accurate as a long-double dense
   for (int N : {64, 1024, 4096})
     for (double alpha : {0.0, 0.5, 1.0})
       for (double k : {1.0, 2.0, 37.0}) {
-        if (N == 4096 && (alpha != 0.5 || k != 1.0)) continue;  // the worst case only: O(N²) in long double
+        if (N == 4096 && (alpha != 0.5 || k != 1.0))
+          continue;  // the worst case only: O(N²) in long double
         Vec c(N);
         for (int n = 0; n < N; ++n) c(n) = U(rng);
         // Long-double dense reference: r = (I + (1−α)A/k)c + Bu/k, then forward substitution.
@@ -403,16 +420,19 @@ TEST_CASE("Non-finite coefficients are detected and name the step and N") {
     CHECK(w.find("non-finite at step ") != std::string::npos);
   }
   // The same N with bilinear steps stays finite.
-  CHECK(online_at(sig.samples, sig.dt, Spec{Measure::LegS, 2048, 1.0}, Stepping{}, {1999}).allFinite());
+  CHECK(online_at(sig.samples, sig.dt, Spec{Measure::LegS, 2048, 1.0}, Stepping{}, {1999})
+            .allFinite());
 }
 
 TEST_CASE("Bad arguments are rejected with a message naming the flag") {
   CHECK_THROWS_WITH_AS(legt(8, 0.0), "--theta must be finite and > 0, got 0", Error);
   CHECK_THROWS_WITH_AS(fout(8, -1.0), "--theta must be finite and > 0, got -1", Error);
   CHECK_THROWS_AS(lagt(8, NAN), Error);
-  CHECK_THROWS_WITH_AS(transition(Spec{Measure::LegT, 1025, 1.0}), "--N must be in [1, 1024] for legt, got 1025", Error);
+  CHECK_THROWS_WITH_AS(transition(Spec{Measure::LegT, 1025, 1.0}),
+                       "--N must be in [1, 1024] for legt, got 1025", Error);
   CHECK_THROWS_AS(transition(Spec{Measure::FouT, 0, 1.0}), Error);
-  CHECK_THROWS_WITH_AS(parse_measure("legx"), "unknown measure 'legx' (valid: legs, legt, lagt, fout)", Error);
+  CHECK_THROWS_WITH_AS(parse_measure("legx"),
+                       "unknown measure 'legx' (valid: legs, legt, lagt, fout)", Error);
   CHECK_THROWS_AS(Online(Spec{Measure::LegS, 8, 1.0}, Stepping{Method::ZOH}, 0.1), Error);
   CHECK_THROWS_AS(Online(Spec{Measure::LegS, 8, 1.0}, Stepping{Method::GBT, 1.5}, 0.1), Error);
   CHECK_THROWS_AS(Online(Spec{Measure::LegT, 8, 1.0}, Stepping{}, 0.0), Error);

@@ -2,7 +2,8 @@
 // O(N) prefix-sum step (H6), N = 64 … 4096. items/s = state entries updated per second (N per
 // step); bytes/s counts what each step must read and write (the dense one streams A: 8N² bytes).
 //
-//   build/release/apps/bench/bench-hippo --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/release/apps/bench/bench-hippo --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 //
 // The state is that of a real run (a signal projected for 1000 steps) and the step number k
 // grows with each iteration, as in a run; the O(N) step must take ~2× longer when N doubles.
@@ -16,7 +17,8 @@ namespace {
 
 // A LegS state after 1000 steps of a signal with detail at several time scales.
 ssm::Vec state(int N) {
-  ssm::hippo::Online run(ssm::hippo::Spec{ssm::hippo::Measure::LegS, N, 1.0}, ssm::hippo::Stepping{}, 0.01);
+  ssm::hippo::Online run(ssm::hippo::Spec{ssm::hippo::Measure::LegS, N, 1.0},
+                         ssm::hippo::Stepping{}, 0.01);
   for (int k = 0; k <= 1000; ++k) run.push(std::sin(0.05 * k) + 0.3 * std::sin(0.31 * k));
   return run.c();
 }

@@ -1,10 +1,9 @@
 #include "ssm/hippo.hpp"
 
+#include <algorithm>
 #include <boost/math/quadrature/gauss.hpp>
 #include <boost/math/special_functions/laguerre.hpp>
 #include <boost/math/special_functions/legendre.hpp>
-
-#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <string>
@@ -23,13 +22,18 @@ void require_theta(double theta) {
 // (A/t) does not have.
 double legs_alpha(const Stepping& st) {
   switch (st.method) {
-    case Method::Euler: return 0.0;
-    case Method::BackwardEuler: return 1.0;
-    case Method::Bilinear: return 0.5;
-    case Method::GBT: return st.alpha;
+    case Method::Euler:
+      return 0.0;
+    case Method::BackwardEuler:
+      return 1.0;
+    case Method::Bilinear:
+      return 0.5;
+    case Method::GBT:
+      return st.alpha;
     default:
-      throw Error("--method " + method_name(st.method) +
-                  " cannot step legs (time-varying, H5): use euler, backward-euler, bilinear or gbt");
+      throw Error(
+          "--method " + method_name(st.method) +
+          " cannot step legs (time-varying, H5): use euler, backward-euler, bilinear or gbt");
   }
 }
 
@@ -52,7 +56,9 @@ const std::vector<std::string>& measure_names() {
   return names;
 }
 
-std::string measure_name(Measure m) { return measure_names()[static_cast<std::size_t>(m)]; }
+std::string measure_name(Measure m) {
+  return measure_names()[static_cast<std::size_t>(m)];
+}
 
 Measure parse_measure(const std::string& name) {
   const auto& names = measure_names();
@@ -61,9 +67,13 @@ Measure parse_measure(const std::string& name) {
   throw Error("unknown measure '" + name + "' (valid: legs, legt, lagt, fout)");
 }
 
-bool time_invariant(Measure m) { return m != Measure::LegS; }
+bool time_invariant(Measure m) {
+  return m != Measure::LegS;
+}
 
-int max_N(Measure m) { return m == Measure::LegS ? 4096 : 1024; }
+int max_N(Measure m) {
+  return m == Measure::LegS ? 4096 : 1024;
+}
 
 void validate(const Spec& s) {
   const int hi = max_N(s.measure);
@@ -80,7 +90,8 @@ std::pair<Mat, Vec> legt(int N, double theta) {
     const double bn = std::sqrt(2.0 * n + 1.0);
     B(n) = bn / theta;
     for (int k = 0; k < N; ++k) {
-      const double sign = (k <= n || (k - n) % 2 == 0) ? 1.0 : -1.0;  // 1 if k ≤ n, (−1)^{k−n} if k > n
+      const double sign =
+          (k <= n || (k - n) % 2 == 0) ? 1.0 : -1.0;  // 1 if k ≤ n, (−1)^{k−n} if k > n
       A(n, k) = -bn * std::sqrt(2.0 * k + 1.0) * sign / theta;
     }
   }
@@ -113,10 +124,14 @@ std::pair<Mat, Vec> fout(int N, double theta) {
 std::pair<Mat, Vec> transition(const Spec& s) {
   validate(s);
   switch (s.measure) {
-    case Measure::LegS: return legs(s.N);
-    case Measure::LegT: return legt(s.N, s.theta);
-    case Measure::LagT: return lagt(s.N, s.theta);
-    case Measure::FouT: return fout(s.N, s.theta);
+    case Measure::LegS:
+      return legs(s.N);
+    case Measure::LegT:
+      return legt(s.N, s.theta);
+    case Measure::LagT:
+      return lagt(s.N, s.theta);
+    case Measure::FouT:
+      return fout(s.N, s.theta);
   }
   throw Error("unknown measure");
 }
@@ -225,8 +240,8 @@ Mat online_at(const std::vector<double>& u, double dt, const Spec& spec, const S
               const std::vector<std::size_t>& steps) {
   std::size_t last = 0;
   for (std::size_t s : steps) {
-    require(s < u.size(), "online_at: step " + std::to_string(s) + " is past the signal (L = " +
-                              std::to_string(u.size()) + ")");
+    require(s < u.size(), "online_at: step " + std::to_string(s) +
+                              " is past the signal (L = " + std::to_string(u.size()) + ")");
     last = std::max(last, s);
   }
   Mat C(spec.N, static_cast<Eigen::Index>(steps.size()));
@@ -243,9 +258,12 @@ Mat online_at(const std::vector<double>& u, double dt, const Spec& spec, const S
 
 std::pair<double, double> window(const Spec& s, double t) {
   switch (s.measure) {
-    case Measure::LegS: return {0.0, t};
-    case Measure::LagT: return {std::max(0.0, t - 8.0 * s.theta), t};
-    default: return {t - s.theta, t};
+    case Measure::LegS:
+      return {0.0, t};
+    case Measure::LagT:
+      return {std::max(0.0, t - 8.0 * s.theta), t};
+    default:
+      return {t - s.theta, t};
   }
 }
 
@@ -258,7 +276,8 @@ void eval_basis(const Spec& sp, double t, double s, double* out) {
     case Measure::LegS:
     case Measure::LegT: {
       // (H2) g_n = √(2n+1) P_n(x), x = 2s/t − 1 (LegS) or 2(s − t)/θ + 1 (LegT).
-      const double x = sp.measure == Measure::LegS ? 2.0 * s / t - 1.0 : 2.0 * (s - t) / sp.theta + 1.0;
+      const double x =
+          sp.measure == Measure::LegS ? 2.0 * s / t - 1.0 : 2.0 * (s - t) / sp.theta + 1.0;
       double p_prev = 1.0, p = x;  // P_0, P_1
       out[0] = 1.0;
       if (N > 1) out[1] = std::sqrt(3.0) * x;
@@ -335,18 +354,23 @@ Nodes nodes(const Spec& sp, double t, const Truth& tr) {
       const double Y = std::max(80.0, 10.0 * N);
       a = t - Y * sp.theta;
       const int M = std::max(64, N);
-      for (int j = M; j >= 0; --j) ends.push_back(t - sp.theta * Y * (double(j) / M) * (double(j) / M));
+      for (int j = M; j >= 0; --j)
+        ends.push_back(t - sp.theta * Y * (double(j) / M) * (double(j) / M));
       break;
     }
   }
   const double a0 = std::max(a, 0.0);  // u lives on [a0, t]; before 0 it is 0
   if (a < 0) ends.push_back(0.0);      // u may jump at 0
-  if (tr.breaks > 0)  // u may jump at the multiples of `breaks` (the sample points of a held signal)
-    for (double k = std::floor(a0 / tr.breaks) + 1; k * tr.breaks < t; k += 1) ends.push_back(k * tr.breaks);
+  // u may jump at the multiples of `breaks` (the sample points of a held signal).
+  if (tr.breaks > 0)
+    for (double k = std::floor(a0 / tr.breaks) + 1; k * tr.breaks < t; k += 1)
+      ends.push_back(k * tr.breaks);
   for (int j = 1; j < 1024; ++j) ends.push_back(a0 + (t - a0) * j / 1024.0);  // resolve u itself
   std::sort(ends.begin(), ends.end());
-  ends.erase(std::unique(ends.begin(), ends.end(), [&](double p, double q) { return q - p <= 1e-14 * std::max(1.0, std::fabs(t)); }),
-             ends.end());
+  ends.erase(
+      std::unique(ends.begin(), ends.end(),
+                  [&](double p, double q) { return q - p <= 1e-14 * std::max(1.0, std::fabs(t)); }),
+      ends.end());
 
   using gauss = boost::math::quadrature::gauss<double, 20>;
   const auto& x = gauss::abscissa();  // the 10 non-negative nodes on [−1, 1]
@@ -361,9 +385,15 @@ Nodes nodes(const Spec& sp, double t, const Truth& tr) {
         const double s = mid + sign * x[i] * 0.5 * h;
         double density = 1.0;
         switch (sp.measure) {
-          case Measure::LegS: density = 1.0 / t; break;
-          case Measure::LagT: density = std::exp(-(t - s) / sp.theta) / sp.theta; break;
-          default: density = 1.0 / sp.theta; break;
+          case Measure::LegS:
+            density = 1.0 / t;
+            break;
+          case Measure::LagT:
+            density = std::exp(-(t - s) / sp.theta) / sp.theta;
+            break;
+          default:
+            density = 1.0 / sp.theta;
+            break;
         }
         nd.s.push_back(s);
         nd.w.push_back(gw[i] * 0.5 * h * density);
@@ -387,8 +417,8 @@ Mat basis(const Spec& s, double t, const std::vector<double>& points) {
 
 std::vector<double> reconstruct(const Spec& s, const Vec& c, double t,
                                 const std::vector<double>& points) {
-  require(c.size() == s.N, "reconstruct: c has " + std::to_string(c.size()) + " entries, N = " +
-                               std::to_string(s.N));
+  require(c.size() == s.N, "reconstruct: c has " + std::to_string(c.size()) +
+                               " entries, N = " + std::to_string(s.N));
   const Vec v = basis(s, t, points) * c;  // (H4)
   return {v.data(), v.data() + v.size()};
 }
@@ -398,7 +428,7 @@ Vec project(const Spec& s, double t, const Truth& truth) {
   Vec c = Vec::Zero(s.N);
   std::vector<double> g(static_cast<std::size_t>(s.N));
   for (std::size_t i = 0; i < nd.s.size(); ++i) {
-    if (nd.s[i] < 0) continue;                      // u = 0 before the signal starts
+    if (nd.s[i] < 0) continue;                     // u = 0 before the signal starts
     const double wu = nd.w[i] * truth.u(nd.s[i]);  // (H3) ∫ u g_n dμ_t
     if (wu == 0.0) continue;
     eval_basis(s, t, nd.s[i], g.data());
@@ -408,8 +438,8 @@ Vec project(const Spec& s, double t, const Truth& truth) {
 }
 
 double weighted_mse(const Spec& s, const Vec& c, double t, const Truth& truth) {
-  require(c.size() == s.N, "weighted_mse: c has " + std::to_string(c.size()) + " entries, N = " +
-                               std::to_string(s.N));
+  require(c.size() == s.N, "weighted_mse: c has " + std::to_string(c.size()) +
+                               " entries, N = " + std::to_string(s.N));
   const Nodes nd = nodes(s, t, truth);
   std::vector<double> g(static_cast<std::size_t>(s.N));
   double err = 0.0, norm = 0.0;

@@ -381,11 +381,12 @@ Rendered render_animation(const Animation& anim, const std::string& path) {
     for (std::size_t si = 0; si < anim.frames[fi].series.size(); ++si) {
       const Series& s = anim.frames[fi].series[si];
       g << "$f" << fi + 1 << "_" << si + 1 << " << EOD\n";
-      for (std::size_t i = 0; i < s.x.size(); ++i) g << short_num(s.x[i]) << ',' << short_num(s.y[i]) << '\n';
+      for (std::size_t i = 0; i < s.x.size(); ++i)
+        g << short_num(s.x[i]) << ',' << short_num(s.y[i]) << '\n';
       g << "EOD\n";
     }
-  g << "set terminal gif animate delay " << std::max(1, anim.delay) << " loop 0 size "
-    << anim.width << "," << anim.height << " font 'Sans,10'\n"
+  g << "set terminal gif animate delay " << std::max(1, anim.delay) << " loop 0 size " << anim.width
+    << "," << anim.height << " font 'Sans,10'\n"
     << "set output outfile\n"
     << "set grid lc rgb '#dddddd'\n"
     << "set key top left box opaque samplen 2\n";
@@ -403,7 +404,8 @@ Rendered render_animation(const Animation& anim, const std::string& path) {
     g << "plot ";
     for (std::size_t si = 0; si < f.series.size(); ++si) {
       const Series& s = f.series[si];
-      std::string it = "$f" + std::to_string(fi + 1) + "_" + std::to_string(si + 1) + " using 1:2 with " + s.style;
+      std::string it = "$f" + std::to_string(fi + 1) + "_" + std::to_string(si + 1) +
+                       " using 1:2 with " + s.style;
       if (s.extra.find("lc ") == std::string::npos)
         it += std::string(" lc rgb '") + kColours[si % std::size(kColours)] + "'";
       if (s.style.find("lines") != std::string::npos && s.extra.find("lw ") == std::string::npos)
@@ -423,8 +425,8 @@ Rendered render_animation(const Animation& anim, const std::string& path) {
   }
   const std::string tmp_name = "." + p.filename().string() + ".tmp-" + std::to_string(getpid());
   std::string err;
-  const int rc = run_gnuplot(dir.string(), stem_name + ".gp", "outfile='" + tmp_name + "'",
-                             nullptr, &err);
+  const int rc =
+      run_gnuplot(dir.string(), stem_name + ".gp", "outfile='" + tmp_name + "'", nullptr, &err);
   const fs::path tmp = dir / tmp_name;
   std::error_code ec;
   if (rc != 0 || !fs::exists(tmp) || fs::file_size(tmp, ec) == 0) {

@@ -125,7 +125,7 @@ class Online {
   // Consumes the next sample u_k (the first call is u_0). O(N) for LegS, O(N²) for the others.
   void push(double u);
   const Vec& c() const { return c_; }
-  long long k() const { return k_; }            // index of the last sample pushed (−1 before)
+  long long k() const { return k_; }             // index of the last sample pushed (−1 before)
   double t() const { return double(k_) * dt_; }  // its time t_k = kΔ (s)
 
  private:
@@ -173,11 +173,12 @@ struct Truth {
 // (H3) The exact projection c_n(t) = ∫ u(s) g_n(s) dμ_t(s) by composite Gauss–Legendre
 // quadrature (Boost.Math, 20 nodes per panel, exact for polynomials of degree ≤ 39 on each
 // panel), with u = 0 before 0. Panels end at every point where the integrand may jump (0, and
-// the multiples of Truth::breaks), at 1024 even steps across [0, t] (to resolve u), and where the basis needs it, about one oscillation of g_{N−1} per panel:
-// N/2 ends evenly spaced in φ (x = cos φ) for Legendre, whose zeros crowd towards the window's
-// ends; N/2 evenly spaced ones for Fourier; N evenly spaced in √(age) for Laguerre, whose
-// support is cut at ages max(80, 10N)·θ (past that, even products of two Laguerre polynomials
-// weigh less than e^{−3N}). Cost O(panels·20·N).
+// the multiples of Truth::breaks), at 1024 even steps across [0, t] (to resolve u), and where
+// the basis needs it, about one oscillation of g_{N−1} per panel: N/2 ends evenly spaced in φ
+// (x = cos φ) for Legendre, whose zeros crowd towards the window's ends; N/2 evenly spaced ones
+// for Fourier; N evenly spaced in √(age) for Laguerre, whose support is cut at ages
+// max(80, 10N)·θ (past that, even products of two Laguerre polynomials weigh less than
+// e^{−3N}). Cost O(panels·20·N).
 Vec project(const Spec& s, double t, const Truth& truth);
 
 // The reconstruction error the measure weighs: ∫ (u − Σ c_n g_n)² dμ_t / ∫ u² dμ_t (relative,
