@@ -54,3 +54,41 @@ ssm_cli_test("signal file Inf" 2 "line 3 column 1: value 'inf' is not finite" --
 ssm_cli_test("signal column missing" 2 "no column named 'z'" --data "h.csv=a,b\\n1,2\\n" -- ${C} --signal h.csv:z)
 ssm_cli_test("x0 wrong length" 2 "--x0 needs N = 2 values, got 3" -- ${C} --x0 1,2,3)
 ssm_cli_test("dt-min above dt-max" 2 "--dt-min must be < --dt-max" -- ${DZ} --dt-min 0.5 --dt-max 0.1)
+
+# ssm-hippo (stage 5): defaults, every measure, the data files, the figure and the animation.
+set(HP $<TARGET_FILE:ssm-hippo>)
+set(DATA ${PROJECT_SOURCE_DIR}/data)
+ssm_cli_test("ssm-hippo defaults" 0 "PASS" -- ${HP})
+ssm_cli_test("ssm-hippo --plot --animate --json" 0 "\"checks\"" -- sh -c
+  "${HP} --N 8,32 --frames 6 --plot h.png --animate h.gif --json && test -s h.png && test -s h.gp && test -s h.csv && test -s h.gif && test -s h-gif.gp")
+ssm_cli_test("ssm-hippo legt" 0 "PASS" -- ${HP} --measure legt --theta 2 --L 2001 --dt 0.005 --N 8,32)
+ssm_cli_test("ssm-hippo lagt" 0 "PASS" -- ${HP} --measure lagt --theta 1 --L 2001 --dt 0.005 --N 8,32)
+ssm_cli_test("ssm-hippo fout" 0 "PASS" -- ${HP} --measure fout --theta 2 --L 2001 --dt 0.005 --N 9,33)
+ssm_cli_test("ssm-hippo on the spoken word" 0 "PASS" -- ${HP} --signal ${DATA}/memory.wav --L 8000 --measure legt --theta 0.02 --N 8,32)
+ssm_cli_test("ssm-hippo on the sunspots" 0 "PASS" -- ${HP} --signal ${DATA}/sunspots.csv:sunspots --dt 1 --L 309 --N 8,32)
+ssm_cli_test("ssm-hippo --help explains the concept" 0 "summarize a signal's whole" -- ${HP} --help)
+
+# Bad input: one line naming the flag or file, exit 2, nothing written.
+ssm_cli_test("hippo N zero" 2 "ssm-hippo: error: --N must be in \\[1, 4096\\] for legs, got 0" --absent h.png -- ${HP} --N 8,0 --plot h.png)
+ssm_cli_test("hippo N too large for legt" 2 "--N must be in \\[1, 1024\\] for legt, got 2000" -- ${HP} --measure legt --N 2000)
+ssm_cli_test("hippo N not an integer" 2 "--N: '2.5' is not an integer" -- ${HP} --N 8,2.5)
+ssm_cli_test("hippo N not a number" 2 "--N: 'abc' is not a number" -- ${HP} --N 8,abc)
+ssm_cli_test("hippo N too large to stay finite" 2
+  "legs with N = 2048 and euler steps: the coefficients became non-finite at step [0-9]+ \\(t = [0-9.]+ s\\)"
+  --absent h.png --absent h.gp --absent h.csv --absent h-reconstruction.csv --absent h.gif
+  -- ${HP} --method euler --N 8,2048 --plot h.png --animate h.gif)
+ssm_cli_test("hippo theta zero" 2 "--theta must be finite and > 0, got 0" --absent h.png -- ${HP} --measure legt --theta 0 --plot h.png)
+ssm_cli_test("hippo theta negative" 2 "--theta must be finite and > 0, got -1" -- ${HP} --measure lagt --theta -1)
+ssm_cli_test("hippo theta nan" 2 "--theta must be finite and > 0" -- ${HP} --measure fout --theta nan)
+ssm_cli_test("hippo time past the signal" 2 "--at: 20 s is outside the signal: expected a time in \\[0.0025, 10\\] s" --absent h.png -- ${HP} --at 5,20 --plot h.png)
+ssm_cli_test("hippo time zero" 2 "--at: 0 s is outside the signal" -- ${HP} --at 0)
+ssm_cli_test("hippo time negative" 2 "--at: -1 s is outside the signal" -- ${HP} --at -1)
+ssm_cli_test("hippo unknown measure" 2 "unknown measure 'legx' \\(valid: legs, legt, lagt, fout\\)" -- ${HP} --measure legx)
+ssm_cli_test("hippo zoh cannot step legs" 2 "--method zoh cannot step legs" -- ${HP} --method zoh)
+ssm_cli_test("hippo one sample" 2 "--L: the signal needs at least 2 samples, got 1" -- ${HP} --L 1)
+ssm_cli_test("hippo animate not a gif" 2 "--animate: 'x.png' must end in .gif" --absent x.png --absent h.png -- ${HP} --animate x.png --plot h.png)
+ssm_cli_test("hippo animate into a missing directory" 2 "--animate: directory 'nope' does not exist" -- ${HP} --animate nope/x.gif)
+ssm_cli_test("hippo signal file empty" 2 "signal file 'e.csv' holds no samples" --data "e.csv=" --absent h.png --absent h.gif -- ${HP} --signal e.csv --plot h.png --animate h.gif)
+ssm_cli_test("hippo signal file missing" 2 "cannot read WAV file 'missing.wav'" --absent h.png -- ${HP} --signal missing.wav --plot h.png)
+ssm_cli_test("hippo signal file not a WAV" 2 "cannot read WAV file 'bad.wav': Format not recognised" --data "bad.wav=hello" -- ${HP} --signal bad.wav)
+ssm_cli_test("hippo signal file empty WAV" 2 "cannot read WAV file 'e.wav'" --data "e.wav=" -- ${HP} --signal e.wav)

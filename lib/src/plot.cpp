@@ -352,4 +352,101 @@ std::string render_terminal(const Figure& figure, int cols, int rows) {
   return out.empty() ? "(plot failed: " + first_line(err) + ")\n" : out;
 }
 
+Rendered render_animation(const Animation& anim, const std::string& path) {
+  const fs::path p(path);
+  require(p.extension() == ".gif", "--animate: '" + path + "' must end in .gif");
+  fs::path dir = p.parent_path();
+  if (dir.empty()) dir = ".";
+  require(fs::is_directory(dir), "--animate: directory '" + dir.string() + "' does not exist");
+  require(!anim.frames.empty(), "--animate: an animation needs at least one frame");
+  for (const auto& f : anim.frames)
+    for (const auto& s : f.series)
+      require(s.x.size() == s.y.size(), "plot: series '" + s.label + "' has " +
+                                            std::to_string(s.x.size()) + " x and " +
+                                            std::to_string(s.y.size()) + " y values");
+  // The script is stem-gif.gp, so that a figure and an animation with the same stem (x.png,
+  // x.gif) do not overwrite each other's x.gp.
+  const std::string stem_name = p.stem().string() + "-gif";
+  // The data sits in the script as named datablocks ($f<frame>_<curve>), read once: gnuplot
+  // would rescan a data file from its start for every `index` of every frame.
+  auto short_num = [](double v) {
+    if (!std::isfinite(v)) return std::string("NaN");
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.7g", v);
+    return std::string(buf);
+  };
+  std::ostringstream g;
+  g << "# ssmlab animation: " << anim.title << "\n"
+    << "# One datablock per frame and curve, then one plot per frame. Re-draw with:\n"
+    << "#   gnuplot " << stem_name << ".gp      (run in this directory)\n"
+    << "if (!exists(\"outfile\")) outfile = " << quote(p.filename().string()) << "\n"
+    << "set datafile separator ','\n"
+    << "set datafile missing 'NaN'\n";
+  for (std::size_t fi = 0; fi < anim.frames.size(); ++fi)
+    for (std::size_t si = 0; si < anim.frames[fi].series.size(); ++si) {
+      const Series& s = anim.frames[fi].series[si];
+      g << "$f" << fi + 1 << "_" << si + 1 << " << EOD\n";
+      for (std::size_t i = 0; i < s.x.size(); ++i)
+        g << short_num(s.x[i]) << ',' << short_num(s.y[i]) << '\n';
+      g << "EOD\n";
+    }
+  g << "set terminal gif animate delay " << std::max(1, anim.delay) << " loop 0 size " << anim.width
+    << "," << anim.height << " font 'Sans,10'\n"
+    << "set output outfile\n"
+    << "set grid lc rgb '#dddddd'\n"
+    << "set key top left box opaque samplen 2\n";
+  std::string head;
+  for (const auto& line : wrap(anim.title, static_cast<std::size_t>(anim.width / 8)))
+    head += (head.empty() ? "" : " . \"\\n\" . ") + quote(line);
+  for (std::size_t fi = 0; fi < anim.frames.size(); ++fi) {
+    const Panel& f = anim.frames[fi];
+    g << "\n# --- frame " << fi + 1 << "\n"
+      << "set title " << head << (head.empty() ? "" : " . \"\\n\" . ") << quote(f.title) << "\n"
+      << "set xlabel " << quote(f.xlabel) << "\n"
+      << "set ylabel " << quote(f.ylabel) << "\n";
+    for (const auto& e : f.extra) g << e << "\n";
+    if (f.series.empty()) continue;
+    g << "plot ";
+    for (std::size_t si = 0; si < f.series.size(); ++si) {
+      const Series& s = f.series[si];
+      std::string it = "$f" + std::to_string(fi + 1) + "_" + std::to_string(si + 1) +
+                       " using 1:2 with " + s.style;
+      if (s.extra.find("lc ") == std::string::npos)
+        it += std::string(" lc rgb '") + kColours[si % std::size(kColours)] + "'";
+      if (s.style.find("lines") != std::string::npos && s.extra.find("lw ") == std::string::npos)
+        it += " lw 2";
+      if (!s.extra.empty()) it += " " + s.extra;
+      it += s.label.empty() ? " notitle" : " title " + quote(s.label) + " noenhanced";
+      g << (si ? ", \\\n     " : "") << it;
+    }
+    g << "\n";
+  }
+  write_file_atomic((dir / (stem_name + ".gp")).string(), g.str());
+  Rendered r;
+  if (!gnuplot_available()) {
+    r.message = "animation skipped: gnuplot not found (the data and script are in " +
+                (dir / stem_name).string() + ".gp)";
+    return r;
+  }
+  const std::string tmp_name = "." + p.filename().string() + ".tmp-" + std::to_string(getpid());
+  std::string err;
+  const int rc =
+      run_gnuplot(dir.string(), stem_name + ".gp", "outfile='" + tmp_name + "'", nullptr, &err);
+  const fs::path tmp = dir / tmp_name;
+  std::error_code ec;
+  if (rc != 0 || !fs::exists(tmp) || fs::file_size(tmp, ec) == 0) {
+    fs::remove(tmp, ec);
+    r.message = "animation failed: gnuplot on " + (dir / (stem_name + ".gp")).string() + ": " +
+                first_line(err);
+    return r;
+  }
+  fs::rename(tmp, p, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error("--animate: cannot write '" + path + "'");
+  }
+  r.drawn = true;
+  return r;
+}
+
 }  // namespace ssm::plot

@@ -64,4 +64,19 @@ Rendered render(const Figure& fig, const std::string& path);
 // when gnuplot is missing.
 std::string render_terminal(const Figure& fig, int cols = 110, int rows = 0);
 
+// An animation: each frame is one panel, drawn in turn (gnuplot's gif terminal, `animate`).
+// Frames should share their axis ranges (set them in Panel::extra) so the picture holds still.
+struct Animation {
+  std::string title;          // what to notice; shown above every frame's own title
+  std::vector<Panel> frames;  // images are not supported in frames (series only)
+  int delay = 8;              // hundredths of a second between frames
+  int width = 900, height = 460;
+};
+
+// Writes PATH.gif and stem-gif.gp beside it, each atomically; the script holds the frames' data
+// inline (one datablock per frame and curve), so it re-draws the GIF on its own. Throws Error
+// unless path ends in .gif and its directory exists. Without gnuplot the .gp is written and
+// the result says so.
+Rendered render_animation(const Animation& anim, const std::string& path);
+
 }  // namespace ssm::plot
