@@ -235,6 +235,33 @@ CMat random_C(int H, int Nh, std::uint64_t seed) {
   return C;
 }
 
+Model random_like_legs(int N, std::uint64_t seed) {
+  require(N >= 1 && N <= 1024, "--N must be in [1, 1024], got " + std::to_string(N));
+  const auto [AL, BL] = hippo::legs(N);
+  std::mt19937_64 rng(mix_seed(seed, 62));
+  std::normal_distribution<double> normal;
+  Mat G(N, N);
+  Vec B(N);
+  for (Eigen::Index i = 0; i < G.size(); ++i) G.data()[i] = normal(rng);
+  for (int i = 0; i < N; ++i) B(i) = normal(rng);
+  G *= AL.norm() / G.norm();
+  const double abscissa = Eigen::EigenSolver<Mat>(G, false).eigenvalues().real().maxCoeff();
+  G -= (abscissa + 1.0) * Mat::Identity(N, N);  // slowest decay rate 1, as LegS's λ = −1
+  B *= BL.norm() / B.norm();
+  return Model(G, B, RowVec::Zero(N), 0.0, "random stable A (N = " + std::to_string(N) + ")");
+}
+
+Vec impulse_state_norms(const DiscreteSSM<double>& s, std::size_t L) {
+  Vec out(static_cast<Eigen::Index>(L));
+  Vec x = s.Bb, next(s.N());
+  for (std::size_t k = 0; k < L; ++k) {
+    out(static_cast<Eigen::Index>(k)) = x.norm();  // x_k = Ā^k B̄
+    next.noalias() = s.Ab * x;
+    x.swap(next);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The bilinear step in the DPLR basis (S6), shared by c_prime (transposed) and Recurrence.
 // D = I − Δ/2 Λ (diagonal), A₀ = (D + Δ/2 P̃P̃*)⁻¹ = D⁻¹ − D⁻¹P̃ M P̃*D⁻¹ (Woodbury) with
@@ -277,18 +304,36 @@ CVec c_prime(const Dplr& m, const CVec& C, double dt, std::size_t L) {
   check_L(L);
   const Step st = make_step(m, dt);
   const int Nh = m.Nh(), r = st.r;
-  // Split real/imaginary arrays so the three passes over n vectorize.
-  std::vector<double> cr(Nh), ci(Nh), qr(Nh), qi(Nh), dr(Nh), di(Nh), ar(Nh), ai(Nh);
-  std::vector<double> pr(static_cast<std::size_t>(r) * Nh), pi(pr.size());    // P̃
-  std::vector<double> pdr(pr.size()), pdi(pr.size());                         // conj(P̃) / d
-  std::vector<double> e(r), f(r);
+  // Split real/imaginary arrays so the passes over n vectorize. Per step:
+  //   c ← c A₀ = q − ((q P̃) M) P̃* D⁻¹,  q = c D⁻¹   (Woodbury; q P̃ is real, S5)
+  //   c ← c A₁ = c (I + Δ/2 Λ) − Δ/2 (c P̃) P̃*
+  // The A₁ update of one step and the q = c D⁻¹ of the next are fused into one pass.
+  const std::size_t rn = static_cast<std::size_t>(r) * Nh;
+  std::vector<double> buf(10 * static_cast<std::size_t>(Nh) + 4 * rn + 2 * static_cast<std::size_t>(r));
+  double* qr = buf.data();  // q and c swap roles every step (no copies)
+  double* qi = qr + Nh;
+  double* __restrict dr = qi + Nh;  // D⁻¹
+  double* __restrict di = dr + Nh;
+  double* __restrict ar = di + Nh;  // 1 + Δ/2 λ, and the fused (1 + Δ/2 λ)/(1 − Δ/2 λ)
+  double* __restrict ai = ar + Nh;
+  double* __restrict fr = ai + Nh;
+  double* __restrict fi = fr + Nh;
+  double* cr = fi + Nh;
+  double* ci = cr + Nh;
+  double* __restrict pr = ci + Nh;   // P̃ (r, Nh)
+  double* __restrict pi = pr + rn;
+  double* __restrict pdr = pi + rn;  // conj(P̃) / d (r, Nh)
+  double* __restrict pdi = pdr + rn;
+  double* __restrict e = pdi + rn;   // (r)
+  double* __restrict f = e + r;      // (r)
   for (int n = 0; n < Nh; ++n) {
-    cr[n] = C(n).real();
-    ci[n] = C(n).imag();
     dr[n] = st.dinv(n).real();
     di[n] = st.dinv(n).imag();
     ar[n] = st.a1(n).real();
     ai[n] = st.a1(n).imag();
+    const cdouble ad = st.a1(n) * st.dinv(n);
+    fr[n] = ad.real();
+    fi[n] = ad.imag();
     for (int a = 0; a < r; ++a) {
       const std::size_t i = static_cast<std::size_t>(a) * Nh + n;
       pr[i] = m.P(n, a).real();
@@ -298,58 +343,70 @@ CVec c_prime(const Dplr& m, const CVec& C, double dt, std::size_t L) {
       pdi[i] = pd.imag();
     }
   }
+  // g_a = Δ/2 · (c P̃)_a of the previous A₁ update (zero before the first step).
+  std::vector<double> g(r, 0.0);
+  for (int n = 0; n < Nh; ++n) {  // q = C D⁻¹
+    qr[n] = C(n).real() * dr[n] - C(n).imag() * di[n];
+    qi[n] = C(n).real() * di[n] + C(n).imag() * dr[n];
+  }
   for (std::size_t k = 0; k < L; ++k) {
-    // c ← c A₀ = c D⁻¹ − (c D⁻¹ P̃) M (P̃* D⁻¹)   (Woodbury; c D⁻¹ P̃ is real, S5)
-    for (int n = 0; n < Nh; ++n) {
-      qr[n] = cr[n] * dr[n] - ci[n] * di[n];
-      qi[n] = cr[n] * di[n] + ci[n] * dr[n];
-    }
-    if (r > 0) {
-      for (int a = 0; a < r; ++a) {
-        const double* Pr = pr.data() + static_cast<std::size_t>(a) * Nh;
-        const double* Pi = pi.data() + static_cast<std::size_t>(a) * Nh;
-        double acc = 0;
-#pragma omp simd reduction(+ : acc)
-        for (int n = 0; n < Nh; ++n) acc += qr[n] * Pr[n] - qi[n] * Pi[n];
-        e[a] = 2.0 * acc;
-      }
-      for (int b = 0; b < r; ++b) {
-        double acc = 0;
-        for (int a = 0; a < r; ++a) acc += e[a] * st.M(a, b);
-        f[b] = acc;
-      }
-      for (int b = 0; b < r; ++b) {
-        const double* Dr = pdr.data() + static_cast<std::size_t>(b) * Nh;
-        const double* Di = pdi.data() + static_cast<std::size_t>(b) * Nh;
-        const double fb = f[b];
-#pragma omp simd
-        for (int n = 0; n < Nh; ++n) {
-          qr[n] -= fb * Dr[n];
-          qi[n] -= fb * Di[n];
-        }
-      }
-    }
-    // c ← c A₁ = c (I + Δ/2 Λ) − Δ/2 (c P̃) P̃*
-    for (int n = 0; n < Nh; ++n) {
-      cr[n] = qr[n] * ar[n] - qi[n] * ai[n];
-      ci[n] = qr[n] * ai[n] + qi[n] * ar[n];
-    }
+    // A₀: e = 2 Re(q P̃) (real, r), f = e M, q ← q − f P̃* D⁻¹; then e = 2 Re(q P̃) for A₁.
     for (int a = 0; a < r; ++a) {
-      const double* Pr = pr.data() + static_cast<std::size_t>(a) * Nh;
-      const double* Pi = pi.data() + static_cast<std::size_t>(a) * Nh;
+      const double* Pr = pr + static_cast<std::size_t>(a) * Nh;
+      const double* Pi = pi + static_cast<std::size_t>(a) * Nh;
       double acc = 0;
 #pragma omp simd reduction(+ : acc)
       for (int n = 0; n < Nh; ++n) acc += qr[n] * Pr[n] - qi[n] * Pi[n];
-      const double g = st.half_dt * 2.0 * acc;
+      e[a] = 2.0 * acc;
+    }
+    for (int b = 0; b < r; ++b) {
+      double acc = 0;
+      for (int a = 0; a < r; ++a) acc += e[a] * st.M(a, b);
+      f[b] = acc;
+    }
+    for (int b = 0; b < r; ++b) {
+      const double* Dr = pdr + static_cast<std::size_t>(b) * Nh;
+      const double* Di = pdi + static_cast<std::size_t>(b) * Nh;
+      const double fb = f[b];
 #pragma omp simd
       for (int n = 0; n < Nh; ++n) {
-        cr[n] -= g * Pr[n];  // conj(P̃): (Pr − i Pi)
-        ci[n] += g * Pi[n];
+        qr[n] -= fb * Dr[n];
+        qi[n] -= fb * Di[n];
       }
     }
+    for (int a = 0; a < r; ++a) {
+      const double* Pr = pr + static_cast<std::size_t>(a) * Nh;
+      const double* Pi = pi + static_cast<std::size_t>(a) * Nh;
+      double acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int n = 0; n < Nh; ++n) acc += qr[n] * Pr[n] - qi[n] * Pi[n];
+      g[a] = st.half_dt * 2.0 * acc;
+    }
+    // A₁: c = q (1 + Δ/2 λ) − Σ_a g_a conj(P̃_a); the last step keeps c, the others go straight
+    // on to the next q = c D⁻¹ = q (1 + Δ/2 λ)/(1 − Δ/2 λ) − Σ_a g_a conj(P̃_a)/d.
+    const bool last = k + 1 == L;
+    const double* xr = last ? ar : fr;
+    const double* xi = last ? ai : fi;
+#pragma omp simd
+    for (int n = 0; n < Nh; ++n) {
+      cr[n] = qr[n] * xr[n] - qi[n] * xi[n];
+      ci[n] = qr[n] * xi[n] + qi[n] * xr[n];
+    }
+    for (int a = 0; a < r; ++a) {
+      const double* Ur = last ? pr + static_cast<std::size_t>(a) * Nh : pdr + static_cast<std::size_t>(a) * Nh;
+      const double* Ui = last ? pi + static_cast<std::size_t>(a) * Nh : pdi + static_cast<std::size_t>(a) * Nh;
+      const double ga = g[a], sgn = last ? -1.0 : 1.0;  // conj(P̃) = Pr − i Pi; pd is already conj
+#pragma omp simd
+      for (int n = 0; n < Nh; ++n) {
+        cr[n] -= ga * Ur[n];
+        ci[n] -= sgn * ga * Ui[n];
+      }
+    }
+    std::swap(qr, cr);
+    std::swap(qi, ci);
   }
   CVec out(Nh);
-  for (int n = 0; n < Nh; ++n) out(n) = C(n) - cdouble(cr[n], ci[n]);  // C̄' = C̃ (I − Ā^L)  (S2)
+  for (int n = 0; n < Nh; ++n) out(n) = C(n) - cdouble(qr[n], qi[n]);  // C̄' = C̃ (I − Ā^L)  (S2)
   return out;
 }
 
