@@ -27,7 +27,9 @@ Vec reference_kernel(const Model& m, double dt, std::size_t L, Method method = M
   return kernel(make_ssm(m, dt, method), L);
 }
 
-double rel(const Vec& a, const Vec& ref) { return max_rel_diff(a.array(), ref.array()); }
+double rel(const Vec& a, const Vec& ref) {
+  return max_rel_diff(a.array(), ref.array());
+}
 
 }  // namespace
 
@@ -78,7 +80,8 @@ TEST_CASE("NPLR refuses odd N and non-normal S and real eigenvalues and reports 
   CHECK(loose.residual < 1e-5);
   // A normal S with real eigenvalues cannot be halved into conjugate pairs.
   const Mat D = Vec::LinSpaced(4, -1.0, -4.0).asDiagonal();
-  CHECK_THROWS_WITH_AS(s4::nplr(D, Mat::Zero(4, 1), Vec::Ones(4)), doctest::Contains("real eigenvalue"), Error);
+  CHECK_THROWS_WITH_AS(s4::nplr(D, Mat::Zero(4, 1), Vec::Ones(4)),
+                       doctest::Contains("real eigenvalue"), Error);
 }
 
 TEST_CASE("DPLR kernel == kernel from powers of Ā (stage 4) to 1e-8 at N = 64 and L = 1024") {
@@ -216,7 +219,8 @@ TEST_CASE("S4D inits follow Q2 and S4D-LegS is the diagonal part of the LegS NPL
   CHECK_CLOSE(legs.B, d.B, 0.0, 0.0);
   CHECK_THROWS_WITH_AS(s4::s4d_init(s4::S4DInit::Lin, 9), doctest::Contains("must be even"), Error);
   CHECK(s4::parse_s4d_init("inv") == s4::S4DInit::Inv);
-  CHECK_THROWS_WITH_AS(s4::parse_s4d_init("foo"), doctest::Contains("valid: legs, inv, lin"), Error);
+  CHECK_THROWS_WITH_AS(s4::parse_s4d_init("foo"), doctest::Contains("valid: legs, inv, lin"),
+                       Error);
 }
 
 TEST_CASE("S4D kernels with ZOH and bilinear == stage 4 kernel of the same diagonal model") {
@@ -298,7 +302,8 @@ TEST_CASE("S4 layer: conv mode == recurrent mode to rounding in double and float
   for (int h = 0; h < H; ++h) {
     CAPTURE(h);
     // Float: the kernel's ≤ 7.5e-6 (above) plus the recurrence's L·6e-8 growth: bound 1e-4.
-    CHECK(rel(Ycf.row(h).transpose().cast<double>(), Yrf.row(h).transpose().cast<double>()) <= 1e-4);
+    CHECK(rel(Ycf.row(h).transpose().cast<double>(), Yrf.row(h).transpose().cast<double>()) <=
+          1e-4);
     CHECK(rel(Ycf.row(h).transpose().cast<double>(), Yr.row(h).transpose()) <= 1e-4);
   }
   // The layer's kernels are each channel's DPLR kernel with its own Δ: check against stage 4.
@@ -317,17 +322,26 @@ TEST_CASE("S4 layer: conv mode == recurrent mode to rounding in double and float
 TEST_CASE("S4 functions reject bad input with named errors") {
   const s4::Dplr m = s4::random_dplr(4, 1, 1);
   const CVec C = CVec::Ones(4);
-  CHECK_THROWS_WITH_AS(s4::dplr_kernel(m, C, 0.0, 10), doctest::Contains("Δ must be finite and > 0, got 0"), Error);
-  CHECK_THROWS_WITH_AS(s4::dplr_kernel(m, C, -1.0, 10), doctest::Contains("Δ must be finite and > 0"), Error);
-  CHECK_THROWS_WITH_AS(s4::dplr_kernel(m, C, NAN, 10), doctest::Contains("Δ must be finite"), Error);
-  CHECK_THROWS_WITH_AS(s4::dplr_kernel(m, C, 0.1, 0), doctest::Contains("--L must be in [1, 2^26], got 0"), Error);
-  CHECK_THROWS_WITH_AS(s4::dplr_kernel(m, CVec::Ones(3), 0.1, 10), doctest::Contains("C̃ must have Nh = 4"), Error);
+  CHECK_THROWS_WITH_AS(s4::dplr_kernel(m, C, 0.0, 10),
+                       doctest::Contains("Δ must be finite and > 0, got 0"), Error);
+  CHECK_THROWS_WITH_AS(s4::dplr_kernel(m, C, -1.0, 10),
+                       doctest::Contains("Δ must be finite and > 0"), Error);
+  CHECK_THROWS_WITH_AS(s4::dplr_kernel(m, C, NAN, 10), doctest::Contains("Δ must be finite"),
+                       Error);
+  CHECK_THROWS_WITH_AS(s4::dplr_kernel(m, C, 0.1, 0),
+                       doctest::Contains("--L must be in [1, 2^26], got 0"), Error);
+  CHECK_THROWS_WITH_AS(s4::dplr_kernel(m, CVec::Ones(3), 0.1, 10),
+                       doctest::Contains("C̃ must have Nh = 4"), Error);
   CHECK_THROWS_WITH_AS(s4::make_dplr(CVec::Constant(2, cdouble(0.1, 1)), CMat(2, 1), CVec::Ones(2)),
                        doctest::Contains("Re λ must be < 0"), Error);
-  CHECK_THROWS_WITH_AS(s4::s4d_kernel(m, C, 0.1, 10, Method::Euler), doctest::Contains("zoh or bilinear"), Error);
-  CHECK_THROWS_WITH_AS(s4::legs_layer<double>(8, 4, 0.1, 0.01, 1), doctest::Contains("dt_min <= dt_max"), Error);
+  CHECK_THROWS_WITH_AS(s4::s4d_kernel(m, C, 0.1, 10, Method::Euler),
+                       doctest::Contains("zoh or bilinear"), Error);
+  CHECK_THROWS_WITH_AS(s4::legs_layer<double>(8, 4, 0.1, 0.01, 1),
+                       doctest::Contains("dt_min <= dt_max"), Error);
   s4::CauchyKernel<double> gen(m, 16);
   Signals<double> K;
-  CHECK_THROWS_WITH_AS(gen(Vec::Constant(2, 0.1), CMat::Ones(3, 4), K), doctest::Contains("C̄' must be H × Nh"), Error);
-  CHECK_THROWS_WITH_AS(gen(Vec::Constant(1, -0.1), CMat::Ones(1, 4), K), doctest::Contains("channel 0"), Error);
+  CHECK_THROWS_WITH_AS(gen(Vec::Constant(2, 0.1), CMat::Ones(3, 4), K),
+                       doctest::Contains("C̄' must be H × Nh"), Error);
+  CHECK_THROWS_WITH_AS(gen(Vec::Constant(1, -0.1), CMat::Ones(1, 4), K),
+                       doctest::Contains("channel 0"), Error);
 }

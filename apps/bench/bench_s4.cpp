@@ -2,7 +2,8 @@
 // L = 1024 and 4096, float and double, 1 and 2 threads. items/s = kernel samples (H·L) per
 // second; bytes/s = the kernels written (H·L·sizeof(T)).
 //
-//   build/release/apps/bench/bench-s4 --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   build/release/apps/bench/bench-s4 --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
 //
 // BM_DPLR: S4's kernel from (Λ, P̃, B̃, C̄', Δ_h) — Cauchy sums at the L/2 + 1 points, Woodbury,
 //   inverse real FFT (S2–S5). C̄' = C̃(I − Ā^L) is the parameter S4 learns, so it is given.
@@ -97,13 +98,16 @@ void BM_Powers(benchmark::State& st) {
   for (int h = 0; h < kH; ++h) {
     const ssm::RowVec c = 2.0 * (m.C.row(h) * m.nplr.V.adjoint()).real();
     const auto s = ssm::make_ssm(ssm::Model(A, B, c), m.dt(h), ssm::Method::Bilinear);
-    if constexpr (std::is_same_v<T, float>) ss.push_back(ssm::to_float(s));
-    else ss.push_back(s);
+    if constexpr (std::is_same_v<T, float>)
+      ss.push_back(ssm::to_float(s));
+    else
+      ss.push_back(s);
   }
   ssm::Signals<T> K(kH, static_cast<Eigen::Index>(L));
   for (auto _ : st) {
 #pragma omp parallel for num_threads(threads) schedule(static)
-    for (int h = 0; h < kH; ++h) K.row(h) = ssm::kernel(ss[static_cast<std::size_t>(h)], L).transpose();
+    for (int h = 0; h < kH; ++h)
+      K.row(h) = ssm::kernel(ss[static_cast<std::size_t>(h)], L).transpose();
     benchmark::DoNotOptimize(K.data());
   }
   counters<T>(st, L);

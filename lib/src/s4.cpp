@@ -47,7 +47,9 @@ cdouble cexpm1(cdouble z) {
 }
 
 // |a|² (libstdc++'s std::norm squares a hypot unless -ffast-math).
-inline double abs2(cdouble a) { return a.real() * a.real() + a.imag() * a.imag(); }
+inline double abs2(cdouble a) {
+  return a.real() * a.real() + a.imag() * a.imag();
+}
 
 // a·b without the NaN/Inf recovery of std::complex's operator* (GCC calls __muldc3 when the
 // naive product is NaN): the operands here are finite by construction.
@@ -77,7 +79,7 @@ Nplr nplr(const Mat& A, const Mat& P, const Vec& B, double tolerance) {
   const Mat& T = schur.matrixT();
   const Mat& U = schur.matrixU();
 
-  std::vector<Eigen::Index> blocks;  // start row of each 2×2 block
+  std::vector<Eigen::Index> blocks;   // start row of each 2×2 block
   std::vector<Eigen::Index> singles;  // rows of 1×1 blocks (real eigenvalues)
   for (Eigen::Index i = 0; i < N;) {
     if (i + 1 < N && T(i + 1, i) != 0.0) {
@@ -167,21 +169,23 @@ double reconstruction_error(const Nplr& d, const Mat& A) {
 
 Dplr make_dplr(CVec Lambda, CMat P, CVec B) {
   const Eigen::Index Nh = Lambda.size();
-  require(Nh >= 1 && Nh <= 2048, "DPLR model: need 1 to 2048 modes (N = 2·Nh), got " +
-                                     std::to_string(Nh));
+  require(Nh >= 1 && Nh <= 2048,
+          "DPLR model: need 1 to 2048 modes (N = 2·Nh), got " + std::to_string(Nh));
   require(P.rows() == Nh && P.cols() <= kMaxRank,
           "DPLR model: P̃ must be Nh × r with r ≤ " + std::to_string(kMaxRank));
   require(B.size() == Nh, "DPLR model: B̃ must have Nh = " + std::to_string(Nh) + " entries");
   require(Lambda.allFinite() && P.allFinite() && B.allFinite(),
           "DPLR model: Λ, P̃, B̃ must be finite");
   for (Eigen::Index n = 0; n < Nh; ++n)
-    require(Lambda(n).real() < 0,
-            "DPLR model: Re λ must be < 0 (a stable diagonal part), got λ_" + std::to_string(n) +
-                " = " + fmt(Lambda(n).real()) + " + " + fmt(Lambda(n).imag()) + "i");
+    require(Lambda(n).real() < 0, "DPLR model: Re λ must be < 0 (a stable diagonal part), got λ_" +
+                                      std::to_string(n) + " = " + fmt(Lambda(n).real()) + " + " +
+                                      fmt(Lambda(n).imag()) + "i");
   return Dplr{std::move(Lambda), std::move(P), std::move(B)};
 }
 
-Dplr to_dplr(const Nplr& d) { return make_dplr(d.Lambda, d.P, d.B); }
+Dplr to_dplr(const Nplr& d) {
+  return make_dplr(d.Lambda, d.P, d.B);
+}
 
 CVec transform_C(const Nplr& d, const RowVec& C) {
   require(C.size() == d.N(), "transform_C: C must have N = " + std::to_string(d.N()) + " entries");
@@ -211,7 +215,8 @@ Model to_real(const Dplr& m, const CVec& C, double D) {
     Q.bottomRows(Nh) = s2 * m.P.imag();
     A -= Q * Q.transpose();
   }
-  return Model(A, B, Cr, D, "DPLR model (N = " + std::to_string(N) + ", r = " + std::to_string(r) + ")");
+  return Model(A, B, Cr, D,
+               "DPLR model (N = " + std::to_string(N) + ", r = " + std::to_string(r) + ")");
 }
 
 Dplr random_dplr(int Nh, int r, std::uint64_t seed) {
@@ -313,7 +318,8 @@ CVec c_prime(const Dplr& m, const CVec& C, double dt, std::size_t L) {
   //   c ← c A₁ = c (I + Δ/2 Λ) − Δ/2 (c P̃) P̃*
   // The A₁ update of one step and the q = c D⁻¹ of the next are fused into one pass.
   const std::size_t rn = static_cast<std::size_t>(r) * Nh;
-  std::vector<double> buf(10 * static_cast<std::size_t>(Nh) + 4 * rn + 2 * static_cast<std::size_t>(r));
+  std::vector<double> buf(10 * static_cast<std::size_t>(Nh) + 4 * rn +
+                          2 * static_cast<std::size_t>(r));
   double* qr = buf.data();  // q and c swap roles every step (no copies)
   double* qi = qr + Nh;
   double* __restrict dr = qi + Nh;  // D⁻¹
@@ -324,12 +330,12 @@ CVec c_prime(const Dplr& m, const CVec& C, double dt, std::size_t L) {
   double* __restrict fi = fr + Nh;
   double* cr = fi + Nh;
   double* ci = cr + Nh;
-  double* __restrict pr = ci + Nh;   // P̃ (r, Nh)
+  double* __restrict pr = ci + Nh;  // P̃ (r, Nh)
   double* __restrict pi = pr + rn;
   double* __restrict pdr = pi + rn;  // conj(P̃) / d (r, Nh)
   double* __restrict pdi = pdr + rn;
-  double* __restrict e = pdi + rn;   // (r)
-  double* __restrict f = e + r;      // (r)
+  double* __restrict e = pdi + rn;  // (r)
+  double* __restrict f = e + r;     // (r)
   for (int n = 0; n < Nh; ++n) {
     dr[n] = st.dinv(n).real();
     di[n] = st.dinv(n).imag();
@@ -397,8 +403,10 @@ CVec c_prime(const Dplr& m, const CVec& C, double dt, std::size_t L) {
       ci[n] = qr[n] * xi[n] + qi[n] * xr[n];
     }
     for (int a = 0; a < r; ++a) {
-      const double* Ur = last ? pr + static_cast<std::size_t>(a) * Nh : pdr + static_cast<std::size_t>(a) * Nh;
-      const double* Ui = last ? pi + static_cast<std::size_t>(a) * Nh : pdi + static_cast<std::size_t>(a) * Nh;
+      const double* Ur =
+          last ? pr + static_cast<std::size_t>(a) * Nh : pdr + static_cast<std::size_t>(a) * Nh;
+      const double* Ui =
+          last ? pi + static_cast<std::size_t>(a) * Nh : pdi + static_cast<std::size_t>(a) * Nh;
       const double ga = g[a], sgn = last ? -1.0 : 1.0;  // conj(P̃) = Pr − i Pi; pd is already conj
 #pragma omp simd
       for (int n = 0; n < Nh; ++n) {
@@ -462,7 +470,9 @@ struct SpecBuf {
   }
   SpecBuf(const SpecBuf&) = delete;
   SpecBuf& operator=(const SpecBuf&) = delete;
-  typename FftwR<T>::complex* cspec() { return reinterpret_cast<typename FftwR<T>::complex*>(spec); }
+  typename FftwR<T>::complex* cspec() {
+    return reinterpret_cast<typename FftwR<T>::complex*>(spec);
+  }
 };
 
 // The coefficients of one channel's (r+1)² Cauchy sums, pair-combined (S5). Sum s = a(r+1) + b
@@ -540,7 +550,8 @@ void cauchy_tile(const Coefs<T>& k, const T* __restrict t, T* __restrict sre, T*
       const T inv = T(1) / (dr * dr + di * di);
       const T er = dr * inv, ei = di * inv;  // 1/den = e_r + i e_i
       for (int s = 0; s < M; ++s) {
-        const T as = al[static_cast<std::size_t>(s) * Nh], bs = be[static_cast<std::size_t>(s) * Nh];
+        const T as = al[static_cast<std::size_t>(s) * Nh],
+                bs = be[static_cast<std::size_t>(s) * Nh];
         aer[s * TJ + i] += as * er;
         aei[s * TJ + i] += as * ei;
         ber[s * TJ + i] += bs * er;
@@ -574,7 +585,8 @@ CauchyKernel<T>::CauchyKernel(const Dplr& m, std::size_t L) : m_(m), L_(L), plan
   SpecBuf<T> buf(L);
   std::lock_guard<std::mutex> lock(fftw_planner_mutex());
   plan_->p = FftwR<T>::c2r(static_cast<int>(L), buf.cspec(), buf.out);
-  if (!plan_->p) throw Error("FFTW could not plan an inverse real FFT of size " + std::to_string(L));
+  if (!plan_->p)
+    throw Error("FFTW could not plan an inverse real FFT of size " + std::to_string(L));
 }
 
 template <class T>
@@ -622,8 +634,8 @@ cdouble woodbury(int r, const cdouble* k) {
 // re, im), tile by tile: Cauchy sums, then Woodbury and the bilinear factor per point.
 template <class T, int TJ, int MC>
 void channel_spectrum(const Coefs<T>& co, const std::vector<double>& t, int r, double dt,
-                      const cdouble* cp, const Dplr& m, std::size_t L, T* spec,
-                      std::vector<T>& sre, std::vector<T>& sim, std::vector<T>& scratch) {
+                      const cdouble* cp, const Dplr& m, std::size_t L, T* spec, std::vector<T>& sre,
+                      std::vector<T>& sim, std::vector<T>& scratch) {
   const int M = co.M;
   const std::size_t Jreg = t.size();
   alignas(64) T tt[TJ];
@@ -645,7 +657,7 @@ void channel_spectrum(const Coefs<T>& co, const std::vector<double>& t, int r, d
       alignas(64) double kr[TJ], ki[TJ];
 #pragma omp simd
       for (int i = 0; i < TJ; ++i) {
-        const double dr = 1.0 + h * r3[i], di = h * i3[i];  // 1 + k11
+        const double dr = 1.0 + h * r3[i], di = h * i3[i];                // 1 + k11
         const double pr = r1[i] * double(r2[i]) - i1[i] * double(i2[i]);  // S01 S10
         const double pi = r1[i] * double(i2[i]) + i1[i] * double(r2[i]);
         const double inv = h / (dr * dr + di * di);
@@ -686,11 +698,11 @@ void CauchyKernel<T>::operator()(const Vec& dt, const CMat& Cp, Signals<T>& K, i
   const Eigen::Index H = dt.size();
   require(H >= 1, "S4 kernel: no channels");
   require(Cp.rows() == H && Cp.cols() == m_.Nh(),
-          "S4 kernel: C̄' must be H × Nh = " + std::to_string(H) + " × " +
-              std::to_string(m_.Nh()) + ", got " + std::to_string(Cp.rows()) + " × " +
-              std::to_string(Cp.cols()));
+          "S4 kernel: C̄' must be H × Nh = " + std::to_string(H) + " × " + std::to_string(m_.Nh()) +
+              ", got " + std::to_string(Cp.rows()) + " × " + std::to_string(Cp.cols()));
   require(Cp.allFinite(), "S4 kernel: C̄' has a non-finite entry");
-  for (Eigen::Index h = 0; h < H; ++h) check_dt(dt(h), "S4 kernel (channel " + std::to_string(h) + ")");
+  for (Eigen::Index h = 0; h < H; ++h)
+    check_dt(dt(h), "S4 kernel (channel " + std::to_string(h) + ")");
   K.resize(H, static_cast<Eigen::Index>(L_));
   const int r = m_.rank(), M = (r + 1) * (r + 1);
   // One vector of the widest SIMD register per tile (8 doubles or 16 floats with AVX-512): with
@@ -709,10 +721,21 @@ void CauchyKernel<T>::operator()(const Vec& dt, const CMat& Cp, Signals<T>& K, i
       for (int n = 0; n < m_.Nh(); ++n) cp[static_cast<std::size_t>(n)] = Cp(h, n);
       make_coefs<T>(m_, dt(h), cp.data(), co);
       switch (r) {
-        case 0: channel_spectrum<T, TJ, 1>(co, t_, r, dt(h), cp.data(), m_, L_, buf.spec, sre, sim, scratch); break;
-        case 1: channel_spectrum<T, TJ, 4>(co, t_, r, dt(h), cp.data(), m_, L_, buf.spec, sre, sim, scratch); break;
-        case 2: channel_spectrum<T, TJ, 9>(co, t_, r, dt(h), cp.data(), m_, L_, buf.spec, sre, sim, scratch); break;
-        default: channel_spectrum<T, TJ, 0>(co, t_, r, dt(h), cp.data(), m_, L_, buf.spec, sre, sim, scratch);
+        case 0:
+          channel_spectrum<T, TJ, 1>(co, t_, r, dt(h), cp.data(), m_, L_, buf.spec, sre, sim,
+                                     scratch);
+          break;
+        case 1:
+          channel_spectrum<T, TJ, 4>(co, t_, r, dt(h), cp.data(), m_, L_, buf.spec, sre, sim,
+                                     scratch);
+          break;
+        case 2:
+          channel_spectrum<T, TJ, 9>(co, t_, r, dt(h), cp.data(), m_, L_, buf.spec, sre, sim,
+                                     scratch);
+          break;
+        default:
+          channel_spectrum<T, TJ, 0>(co, t_, r, dt(h), cp.data(), m_, L_, buf.spec, sre, sim,
+                                     scratch);
       }
       // K̄ = (1/L) · inverse DFT of K̂ (S2), from the half spectrum (K̄ is real).
       FftwR<T>::exec(plan_->p, buf.cspec(), buf.out);
@@ -764,7 +787,8 @@ Recurrence<T>::Recurrence(const Dplr& m, const CVec& C, double dt, double D) {
     }
   Minv_.resize(static_cast<std::size_t>(r_) * r_);
   for (int a = 0; a < r_; ++a)
-    for (int b = 0; b < r_; ++b) Minv_[static_cast<std::size_t>(a) * r_ + b] = static_cast<T>(s.M(a, b));
+    for (int b = 0; b < r_; ++b)
+      Minv_[static_cast<std::size_t>(a) * r_ + b] = static_cast<T>(s.M(a, b));
   s_.assign(2 * static_cast<std::size_t>(r_), T(0));
 }
 
@@ -776,8 +800,8 @@ void Recurrence<T>::reset() {
 template <class T>
 T Recurrence<T>::step(T u) {
   const int Nh = static_cast<int>(x_.size()), r = r_;
-  T* sp = s_.data();      // P̃* x (r, real)
-  T* tq = sp + r;         // M P̃* D⁻¹ v (r, real)
+  T* sp = s_.data();  // P̃* x (r, real)
+  T* tq = sp + r;     // M P̃* D⁻¹ v (r, real)
   // s_a = P̃_a* x = 2 Re Σ_n conj(P_an) x_n  (both halves, S5)
   for (int a = 0; a < r; ++a) {
     const cT* P = P_.data() + static_cast<std::size_t>(a) * Nh;
@@ -835,9 +859,12 @@ S4DInit parse_s4d_init(const std::string& name) {
 
 std::string s4d_init_name(S4DInit init) {
   switch (init) {
-    case S4DInit::LegS: return "S4D-LegS";
-    case S4DInit::Inv: return "S4D-Inv";
-    case S4DInit::Lin: return "S4D-Lin";
+    case S4DInit::LegS:
+      return "S4D-LegS";
+    case S4DInit::Inv:
+      return "S4D-Inv";
+    case S4DInit::Lin:
+      return "S4D-Lin";
   }
   return "?";
 }
@@ -868,8 +895,8 @@ namespace {
 template <class T>
 struct S4DScratch {
   static constexpr std::size_t TB = 64 / sizeof(T) * 4;  // 32 doubles or 64 floats: 4 registers
-  std::vector<cdouble> tab;      // (TB) z^t
-  std::vector<T> acc;            // (L rounded up to TB) K̄
+  std::vector<cdouble> tab;                              // (TB) z^t
+  std::vector<T> acc;                                    // (L rounded up to TB) K̄
 };
 
 template <class T>
@@ -896,9 +923,11 @@ void s4d_channel(const Dplr& m, const cdouble* C, double dt, std::size_t L, Meth
     // |z|^k = e^{k Re log z} < ε²: the mode's terms are far below the rounding ε·Σ|W| of every
     // K̄_k; stop there. Letting them decay on would reach subnormal numbers (at Δ = 0.1,
     // L = 4096 in float), which the FPU handles hundreds of times slower.
-    const double tiny = double(std::numeric_limits<T>::epsilon()) * double(std::numeric_limits<T>::epsilon());
+    const double tiny =
+        double(std::numeric_limits<T>::epsilon()) * double(std::numeric_limits<T>::epsilon());
     const double kmax = std::log(tiny) / lz.real();  // Re log z < 0 for a stable mode
-    const std::size_t nb_n = static_cast<std::size_t>(std::clamp(std::ceil(kmax / double(TB)), 1.0, double(nb)));
+    const std::size_t nb_n =
+        static_cast<std::size_t>(std::clamp(std::ceil(kmax / double(TB)), 1.0, double(nb)));
     const cdouble z = std::exp(lz);
     cdouble zTB = std::exp(double(TB) * lz);
     const double tiny2 = tiny * tiny;  // compare |·|² (std::abs and std::norm call a slow hypot)
@@ -953,7 +982,8 @@ void s4d_kernels(const Dplr& m, const Vec& dt, const CMat& C, std::size_t L, Met
   require(C.rows() == H && C.cols() == m.Nh(),
           "S4D kernel: C must be H × Nh = " + std::to_string(H) + " × " + std::to_string(m.Nh()));
   require(C.allFinite(), "S4D kernel: C has a non-finite entry");
-  for (Eigen::Index h = 0; h < H; ++h) check_dt(dt(h), "S4D kernel (channel " + std::to_string(h) + ")");
+  for (Eigen::Index h = 0; h < H; ++h)
+    check_dt(dt(h), "S4D kernel (channel " + std::to_string(h) + ")");
   for (int n = 0; n < m.Nh(); ++n)
     require(m.Lambda(n).real() < 0, "S4D kernel: Re λ must be < 0, got " + fmt(m.Lambda(n).real()));
   K.resize(H, static_cast<Eigen::Index>(L));
@@ -992,7 +1022,8 @@ Layer<T>::Layer(Dplr m, Vec dt, CMat C, Vec D)
           "S4 layer: C̃ must be H × Nh = " + std::to_string(H) + " × " + std::to_string(m_.Nh()));
   require(D_.size() == H, "S4 layer: D must have H entries");
   require(C_.allFinite() && D_.allFinite(), "S4 layer: C̃ and D must be finite");
-  for (Eigen::Index h = 0; h < H; ++h) check_dt(dt_(h), "S4 layer (channel " + std::to_string(h) + ")");
+  for (Eigen::Index h = 0; h < H; ++h)
+    check_dt(dt_(h), "S4 layer (channel " + std::to_string(h) + ")");
 }
 
 template <class T>
@@ -1051,7 +1082,8 @@ Layer<T> legs_layer(int N, int H, double dt_min, double dt_max, std::uint64_t se
   require(H >= 1 && H <= 65536, "--H must be in [1, 65536], got " + std::to_string(H));
   check_dt(dt_min, "S4 layer (dt_min)");
   check_dt(dt_max, "S4 layer (dt_max)");
-  require(dt_min <= dt_max, "S4 layer: need dt_min <= dt_max, got " + fmt(dt_min) + " > " + fmt(dt_max));
+  require(dt_min <= dt_max,
+          "S4 layer: need dt_min <= dt_max, got " + fmt(dt_min) + " > " + fmt(dt_max));
   Vec dt(H);
   for (int h = 0; h < H; ++h)
     dt(h) = H == 1 ? dt_min : dt_min * std::pow(dt_max / dt_min, double(h) / double(H - 1));

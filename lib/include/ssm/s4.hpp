@@ -53,10 +53,10 @@ namespace ssm::s4 {
 inline constexpr double kNormalityTolerance = 1e-10;
 
 struct Nplr {
-  CVec Lambda;      // (Nh)     eigenvalues of S with Im λ > 0, ascending Im λ
-  CMat P;           // (Nh, r)  P̃ = V_h* P
-  CVec B;           // (Nh)     B̃ = V_h* B
-  CMat V;           // (N, Nh)  V_h; the full unitary V is [V_h, conj(V_h)]
+  CVec Lambda;            // (Nh)     eigenvalues of S with Im λ > 0, ascending Im λ
+  CMat P;                 // (Nh, r)  P̃ = V_h* P
+  CVec B;                 // (Nh)     B̃ = V_h* B
+  CMat V;                 // (N, Nh)  V_h; the full unitary V is [V_h, conj(V_h)]
   double residual = 0.0;  // normality residual of S (see nplr)
   int N() const { return static_cast<int>(V.rows()); }
   int rank() const { return static_cast<int>(P.cols()); }
