@@ -129,7 +129,12 @@ void BM_S4D(benchmark::State& st) {
 void sizes(benchmark::internal::Benchmark* b) {
   for (int lg : {10, 12})
     for (int t : {1, 2}) b->Args({lg, t});
-  b->ArgNames({"log2L", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime();
+  // Process CPU time beside wall time: on a shared machine their ratio shows whether the
+  // threads really ran in parallel.
+  b->ArgNames({"log2L", "threads"})
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime()
+      ->MeasureProcessCPUTime();
 }
 
 }  // namespace

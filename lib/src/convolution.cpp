@@ -47,7 +47,6 @@ std::size_t fft_size(std::size_t n) {
 
 namespace {
 
-
 // The float and double FFTW APIs under one name: complex in-place transforms only.
 template <class T>
 struct Fftw;
