@@ -92,3 +92,21 @@ ssm_cli_test("hippo signal file empty" 2 "signal file 'e.csv' holds no samples" 
 ssm_cli_test("hippo signal file missing" 2 "cannot read WAV file 'missing.wav'" --absent h.png -- ${HP} --signal missing.wav --plot h.png)
 ssm_cli_test("hippo signal file not a WAV" 2 "cannot read WAV file 'bad.wav': Format not recognised" --data "bad.wav=hello" -- ${HP} --signal bad.wav)
 ssm_cli_test("hippo signal file empty WAV" 2 "cannot read WAV file 'e.wav'" --data "e.wav=" -- ${HP} --signal e.wav)
+# Stage 6: ssm-s4.
+set(S4 $<TARGET_FILE:ssm-s4>)
+ssm_cli_test("ssm-s4 defaults" 0 "PASS" -- ${S4})
+ssm_cli_test("ssm-s4 --plot --csv --json" 0 "\"checks\"" -- sh -c
+  "${S4} --no-timing --plot s.png --csv d.csv --json && test -s s.png && test -s s.gp && test -s s.csv && test -s d.csv && test -s s-kernels.csv && test -s s-memory.csv")
+ssm_cli_test("ssm-s4 --help explains the concept" 0 "Cauchy" -- ${S4} --help)
+ssm_cli_test("s4 odd N" 2 "ssm-s4: error: --N must be even \\(the conjugate-pair halving \\(S5\\) keeps N/2 pairs\\), got 7" --absent s.png -- ${S4} --N 7 --plot s.png)
+ssm_cli_test("s4 odd N in the timing list" 2 "--timing-N values must be even" -- ${S4} --timing-N 4,7)
+ssm_cli_test("s4 N too large" 2 "--N must be in \\[2, 1024\\], got 2048" -- ${S4} --N 2048)
+ssm_cli_test("s4 dt zero" 2 "--dt must be finite and > 0, got 0" --absent s.png --absent s.csv -- ${S4} --dt 0.01,0 --plot s.png)
+ssm_cli_test("s4 dt negative" 2 "--dt must be finite and > 0, got -0.1" -- ${S4} --dt -0.1)
+ssm_cli_test("s4 dt not a number" 2 "--dt: 'abc' is not a number" -- ${S4} --dt abc)
+ssm_cli_test("s4 memory-dt negative" 2 "--memory-dt must be finite and > 0, got -1" -- ${S4} --memory-dt -1)
+ssm_cli_test("s4 L zero" 2 "--L must be in \\[1, 1048576\\], got 0" -- ${S4} --L 0)
+ssm_cli_test("s4 H zero" 2 "--H must be in \\[1, 1024\\], got 0" -- ${S4} --H 0)
+ssm_cli_test("s4 non-normal model refused with its residual" 2
+  "--perturb 0.001: NPLR: S = A \\+ PPᵀ is not normal enough: residual .* = 0\\.00[0-9]+ > tolerance 1e-10"
+  --absent s.png --absent s.gp -- ${S4} --perturb 1e-3 --plot s.png)

@@ -30,6 +30,11 @@ void causal_conv_direct(const T* k, const T* u, T* y, std::size_t L, T D) {
   }
 }
 
+std::mutex& fftw_planner_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 std::size_t fft_size(std::size_t n) {
   require(n >= 1 && n <= (std::size_t(1) << 40), "fft_size: n out of range");
   for (std::size_t m = n;; ++m) {
@@ -41,12 +46,6 @@ std::size_t fft_size(std::size_t n) {
 }
 
 namespace {
-
-// FFTW's planner is not thread-safe; executing a plan is.
-std::mutex& planner_mutex() {
-  static std::mutex m;
-  return m;
-}
 
 // The float and double FFTW APIs under one name: complex in-place transforms only.
 template <class T>
@@ -160,7 +159,7 @@ FFTConv<T>::FFTConv(std::size_t L, Planning planning) : L_(L), plans_(new Plans)
   M_ = fft_size(2 * L - 1);  // no wrap-around (K2)
   const unsigned flags = planning == Planning::Measure ? FFTW_MEASURE : FFTW_ESTIMATE;
   Scratch<T> s(M_);
-  std::lock_guard<std::mutex> lock(planner_mutex());
+  std::lock_guard<std::mutex> lock(fftw_planner_mutex());
   plans_->fwd = Fftw<T>::dft(static_cast<int>(M_), s.cz(), FFTW_FORWARD, flags);
   plans_->inv = Fftw<T>::dft(static_cast<int>(M_), s.cw(), FFTW_BACKWARD, flags);
   if (!plans_->fwd || !plans_->inv)
@@ -169,7 +168,7 @@ FFTConv<T>::FFTConv(std::size_t L, Planning planning) : L_(L), plans_(new Plans)
 
 template <class T>
 FFTConv<T>::~FFTConv() {
-  std::lock_guard<std::mutex> lock(planner_mutex());
+  std::lock_guard<std::mutex> lock(fftw_planner_mutex());
   if (plans_->fwd) Fftw<T>::destroy(plans_->fwd);
   if (plans_->inv) Fftw<T>::destroy(plans_->inv);
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 
 #include "ssm/recurrent.hpp"
 
@@ -30,6 +31,10 @@ std::size_t fft_size(std::size_t n);
 // How hard FFTW searches for a fast plan: Estimate plans instantly; Measure times candidate
 // algorithms once (tens of ms) and pays off when the plan is reused many times.
 enum class Planning { Estimate, Measure };
+
+// FFTW's planner is not thread-safe (executing a plan is): every module that makes or destroys
+// FFTW plans (FFTConv here, the S4 kernel in stage 6) holds this one mutex while doing so.
+std::mutex& fftw_planner_mutex();
 
 // Causal convolution of H channels of length L by FFT (K2), float or double.
 // The FFTW plans (one real-to-complex and one complex-to-real transform of size
