@@ -12,7 +12,7 @@ import numpy as np
 import scipy.linalg
 
 import labkit
-from labkit import FAIL, PASS, TODO, lab01, lab02, lab03
+from labkit import FAIL, PASS, TODO, lab01, lab02, lab03, lab04
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -205,6 +205,141 @@ class Lab03(Base):
             return np.fft.ifft(np.fft.fft(u, M) * np.fft.fft(K, M))[: len(u)]
 
         self.assertVerdict(f, complex_fft, FAIL, "right but complex")
+
+
+class Lab04(Base):
+    sol = solutions("04-hippo.ipynb")
+
+    def test_legs_matrices(self):
+        f, good = lab04.check_legs_matrices, self.sol["legs_matrices"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def unnormalized(N):
+            n = np.arange(N)
+            A = -np.tril(np.tile(2 * n + 1.0, (N, 1)), -1) - np.diag(n + 1.0)
+            return A, np.ones(N)
+
+        def one_based(N):
+            n = np.arange(1, N + 1)
+            b = np.sqrt(2 * n + 1.0)
+            return -np.tril(np.outer(b, b), -1) - np.diag(n + 1.0), b
+
+        def inclusive(N):
+            b = np.sqrt(2 * np.arange(N) + 1.0)
+            return -np.tril(np.outer(b, b)), b
+
+        def with_(fa=lambda A: A, fb=lambda B: B):
+            return lambda N: (fa(good(N)[0]), fb(good(N)[1]))
+
+        self.assertVerdict(f, with_(fa=lambda A: -A), FAIL, "HiPPO paper's sign", "A_00 = −1")
+        self.assertVerdict(f, with_(lambda A: -A, lambda B: -B), FAIL, "both have the wrong sign")
+        self.assertVerdict(f, with_(fa=lambda A: A.T), FAIL, "A is transposed")
+        self.assertVerdict(f, unnormalized, FAIL, "unnormalized Legendre")
+        self.assertVerdict(f, with_(fb=np.ones_like), FAIL, "B_n = √(2n+1)")
+        self.assertVerdict(f, inclusive, FAIL, "not −(2n+1)", "strict lower triangle")
+        self.assertVerdict(f, with_(fa=lambda A: A + np.eye(len(A))), FAIL, "off by one on the diagonal")
+        self.assertVerdict(f, one_based, FAIL, "run from 0 to N − 1")
+        self.assertVerdict(f, lambda N: good(N)[0], FAIL, "expected 2 outputs")
+        self.assertVerdict(f, with_(fb=lambda B: np.r_[B[:3], 2 * B[3:]]), FAIL,
+                           "B matches for n < 3, then diverges")
+
+    @staticmethod
+    def gbt(A, B, c, u, h, alpha=0.5):
+        """One GBT step of relative size h (h = 1/k for LegS), written here for the mistakes."""
+        I = np.eye(len(B))
+        return np.linalg.solve(I - alpha * h * A, (I + (1 - alpha) * h * A) @ c + h * B * u)
+
+    def test_legs_step(self):
+        f, g = lab04.check_legs_step, self.gbt
+        self.assertVerdict(f, self.sol["legs_step"], PASS)
+        self.assertCommonCases(f)
+        cases = [
+            (lambda A, B, c, u, k, dt: g(A, B, c, u, dt), "you stepped by Δ"),
+            (lambda A, B, c, u, k, dt: g(A, B, c, u, dt / k), "you used Δ/k"),
+            (lambda A, B, c, u, k, dt: g(A, B, c, u, 1 / (k - 1)), "not 1/(k−1)"),
+            (lambda A, B, c, u, k, dt: g(A, B, c, u, 1 / (k + 1)), "not 1/(k+1)"),
+            (lambda A, B, c, u, k, dt: g(-A, B, c, u, 1 / k), "HiPPO paper's"),
+            (lambda A, B, c, u, k, dt: g(A, B, c, u, 1 / k, 0.0), "forward Euler"),
+            (lambda A, B, c, u, k, dt: g(A, B, c, u, 1 / k, 1.0), "backward Euler"),
+            (lambda A, B, c, u, k, dt: g(A, B, c, u * k, 1 / k), "divided by k like"),
+            (lambda A, B, c, u, k, dt: g(A, B * 0, c, u, 1 / k) + B * u / k,
+             "B u/k goes through the inverse too"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+
+    def test_reconstruct(self):
+        f = lab04.check_reconstruct
+        self.assertVerdict(f, self.sol["reconstruct_np"], PASS)
+        self.assertCommonCases(f)
+        legval = np.polynomial.legendre.legval
+
+        def variant(x_of, scale):
+            return lambda c, t, s: legval(x_of(s, t), c * scale(np.arange(len(c))))
+
+        root = lambda n: np.sqrt(2 * n + 1)  # noqa: E731
+        cases = [
+            (variant(lambda s, t: 2 * s / t - 1, lambda n: 1.0), "√(2n+1) of the orthonormal basis is missing"),
+            (variant(lambda s, t: 2 * s / t - 1, lambda n: 1 / root(n)), "do not divide"),
+            (variant(lambda s, t: s / t, root), "not s/t"),
+            (variant(lambda s, t: 1 - 2 * s / t, root), "time runs the wrong way"),
+            (variant(lambda s, t: 2 * s - 1, root), "divide by t"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+        self.assertVerdict(f, lambda c, t, s: self.sol["reconstruct_np"](c, t, s)[:-1], FAIL,
+                           "has shape (120,), expected (121,)")
+
+    def test_legs_step_fast(self):
+        f, good, g = lab04.check_legs_step_fast, self.sol["legs_step_fast"], self.gbt
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def inclusive(b, c, u, k):  # S_n includes j = n: add before use
+            y, so, sn = np.empty_like(c), 0.0, 0.0
+            for n in range(len(c)):
+                d = n + 1.0
+                so += b[n] * c[n]
+                # y_n appears in its own sum: solve (k + d/2 + b_n²/2) y_n = … for it
+                y[n] = ((k - d / 2) * c[n] + b[n] * (u - so / 2 - sn / 2)) / (k + d / 2 + b[n] ** 2 / 2)
+                sn += b[n] * y[n]
+            return y
+
+        def old_sums(b, c, u, k):
+            y, s = np.empty_like(c), 0.0
+            for n in range(len(c)):
+                d = n + 1.0
+                y[n] = ((k - d / 2) * c[n] + b[n] * (u - s)) / (k + d / 2)
+                s += b[n] * c[n]
+            return y
+
+        def cumsum_old(b, c, u, k):  # the old state's sum by np.cumsum: inclusive
+            S = np.cumsum(b * c)
+            y, sn = np.empty_like(c), 0.0
+            for n in range(len(c)):
+                d = n + 1.0
+                y[n] = ((k - d / 2) * c[n] + b[n] * (u - S[n] / 2 - sn / 2)) / (k + d / 2)
+                sn += b[n] * y[n]
+            return y
+
+        def dense(b, c, u, k, sign=1.0, kk=None, alpha=0.5):
+            n = np.arange(len(b))
+            A = sign * (-np.tril(np.outer(b, b), -1) - np.diag(n + 1.0))
+            return g(A, b, c, u, 1 / (kk or k), alpha)
+
+        cases = [
+            (inclusive, "prefix sums are inclusive"),
+            (cumsum_old, "np.cumsum includes row n"),
+            (old_sums, "prefix sum of the new coefficients"),
+            (lambda b, c, u, k: dense(b, c, u, k, kk=k - 1), "off by one in k"),
+            (lambda b, c, u, k: dense(b, c, u, k, kk=k + 1), "off by one in k"),
+            (lambda b, c, u, k: dense(b, c, u, k, sign=-1.0), "signs of A are flipped"),
+            (lambda b, c, u, k: dense(b, c, u, k, alpha=0.0), "forward Euler"),
+            (lambda b, c, u, k: good(b[:-1], c[:-1], u, k), "has 47 entries, expected N = 48"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
 
 
 class Strict(unittest.TestCase):

@@ -99,5 +99,6 @@ void bind_continuous(py::module_& m);
 void bind_discretize(py::module_& m);
 void bind_recurrent(py::module_& m);
 void bind_convolution(py::module_& m);
+void bind_hippo(py::module_& m);  // the submodule ssmlab.hippo
 
 }  // namespace ssmpy

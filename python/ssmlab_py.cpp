@@ -6,6 +6,7 @@
 //   s = ssm.make_ssm(m, dt=0.01, method="zoh")
 //   y = ssm.unroll(s, u)                      # stage 3: the recurrence
 //   y2 = ssm.fft_conv(ssm.kernel(s, len(u)), u, D=s.D)   # stage 4: the same by FFT
+//   C = ssm.hippo.online(u, 0.01, ssm.hippo.Spec("legs", N=32))  # stage 5: HiPPO coefficients
 #include "bindings.hpp"
 
 #ifndef SSMLAB_VERSION
@@ -17,7 +18,8 @@ PYBIND11_MODULE(ssmlab, m) {
   m.doc() =
       "ssmlab: from a continuous state space model to Mamba, stage by stage.\n"
       "Stage 1 Model, simulate_*; stage 2 discretize; stage 3 make_ssm, unroll, Stepper;\n"
-      "stage 4 kernel, causal_conv_direct, fft_conv, FFTConv64/FFTConv32; signals make_signal.\n"
+      "stage 4 kernel, causal_conv_direct, fft_conv, FFTConv64/FFTConv32; stage 5 the submodule\n"
+      "hippo (legs, Online, online, reconstruct, project, …); signals make_signal.\n"
       "Invalid arguments raise ssmlab.Error (a ValueError) with the library's message.";
   m.attr("__version__") = SSMLAB_VERSION;
 
@@ -32,4 +34,5 @@ PYBIND11_MODULE(ssmlab, m) {
   ssmpy::bind_discretize(m);
   ssmpy::bind_recurrent(m);
   ssmpy::bind_convolution(m);
+  ssmpy::bind_hippo(m);
 }

@@ -1,4 +1,4 @@
-"""Tests of the ssmlab Python module (stages 1-4), run by CTest with Debian's /usr/bin/python3.
+"""Tests of the ssmlab Python module (stages 1-5), run by CTest with Debian's /usr/bin/python3.
 
 Every test compares the bindings with an independent truth written here in NumPy/SciPy from
 MATH.md's formulas (never with numbers copied from the library's output), checks that float32
@@ -15,6 +15,7 @@ import unittest
 
 import numpy as np
 import scipy.linalg
+import scipy.special
 
 import ssmlab as ssm
 
@@ -307,6 +308,299 @@ class Stage4Convolution(unittest.TestCase):
                 while r % p == 0:
                     r //= p
             self.assertEqual(r, 1, M)
+
+
+# ---- Stage 5: HiPPO. Truths written here from MATH.md (H1–H6) and the normalizations at the top
+# of lib/include/ssm/hippo.hpp, with SciPy's Legendre/Laguerre polynomials and NumPy's
+# Gauss–Legendre nodes; never the library's own numbers.
+hippo = ssm.hippo
+
+
+def gauss(a, b, n):
+    """Nodes and weights of n-point Gauss–Legendre on [a, b] (exact to degree 2n − 1)."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    return a + (b - a) * (x + 1) / 2, w * (b - a) / 2
+
+
+def composite(a, b, panels, n=20):
+    """Composite Gauss–Legendre: `panels` equal panels of n nodes each."""
+    e = np.linspace(a, b, panels + 1)
+    s, w = zip(*(gauss(e[i], e[i + 1], n) for i in range(panels)))
+    return np.concatenate(s), np.concatenate(w)
+
+
+def legs_np(N):
+    """(H1) by the formula."""
+    n = np.arange(N)
+    b = np.sqrt(2 * n + 1)
+    A = -np.tril(np.outer(b, b), -1) - np.diag(n + 1.0)
+    return A, b
+
+
+def legs_basis_np(N, t, s):
+    """(H2) g_n(s) = √(2n+1) P_n(2s/t − 1), as columns: (S, N)."""
+    x = 2 * np.asarray(s) / t - 1
+    return np.stack([np.sqrt(2 * n + 1) * scipy.special.eval_legendre(n, x) for n in range(N)], 1)
+
+
+def legs_step_np(A, B, c, u, k, alpha):
+    """(H5) by a dense solve."""
+    I = np.eye(len(B))
+    return np.linalg.solve(I - alpha * A / k, (I + (1 - alpha) * A / k) @ c + B * u / k)
+
+
+class Stage5Hippo(unittest.TestCase):
+    def test_legs_matrices_H1(self):
+        for N in (1, 2, 7, 64):
+            A, B = hippo.legs(N)
+            A0, B0 = legs_np(N)
+            self.assertEqual(A.shape, (N, N))
+            np.testing.assert_allclose(A, A0, rtol=1e-15, atol=0)
+            np.testing.assert_allclose(B, B0, rtol=1e-15, atol=0)
+        A, B = hippo.transition(hippo.Spec("legs", N=5))
+        np.testing.assert_allclose(A, legs_np(5)[0], rtol=1e-15)
+
+    def test_lti_matrices_as_documented(self):
+        # The normalizations written in hippo.hpp (papers differ), in NumPy.
+        N, th = 6, 0.7
+        n = np.arange(N)
+        b = np.sqrt(2 * n + 1)
+        K, Nn = np.meshgrid(n, n)  # Nn[i, j] = i (row n), K[i, j] = j (column k)
+        sign = np.where(K <= Nn, 1.0, (-1.0) ** (K - Nn))
+        A, B = hippo.legt(N, th)
+        np.testing.assert_allclose(A, -np.outer(b, b) * sign / th, rtol=1e-14)
+        np.testing.assert_allclose(B, b / th, rtol=1e-14)
+        A, B = hippo.lagt(N, th)
+        np.testing.assert_allclose(A, -np.tril(np.ones((N, N))) / th, rtol=1e-15)
+        np.testing.assert_allclose(B, np.ones(N) / th, rtol=1e-15)
+
+    def coefficients(self, spec, t, u, nodes=400):
+        """c(t) = ∫ u g dμ_t by NumPy quadrature with SciPy's polynomials (H3 and hippo.hpp)."""
+        N, th = spec.N, spec.theta
+        name = hippo.measure_name(spec.measure)
+        if name == "legs":
+            s, w = composite(0, t, 8, nodes // 8)
+            return (w / t * u(s)) @ legs_basis_np(N, t, s)
+        if name == "legt":
+            s, w = composite(t - th, t, 8, nodes // 8)
+            z = 2 * (s - t) / th + 1
+            G = np.stack([np.sqrt(2 * k + 1) * scipy.special.eval_legendre(k, z) for k in range(N)], 1)
+            return (w / th * u(s)) @ G
+        if name == "lagt":  # u = 0 before 0: the integral runs over [0, t]
+            s, w = composite(0, t, 16, nodes // 16)
+            y = (t - s) / th
+            G = np.stack([scipy.special.eval_laguerre(k, y) for k in range(N)], 1)
+            return (w * np.exp(-y) / th * u(s)) @ G
+        s, w = composite(t - th, t, 8, nodes // 8)  # fout
+        z = (s - t) / th + 1
+        cols = [np.ones_like(z)]
+        for k in range(1, N):
+            j = (k + 1) // 2
+            cols.append(np.sqrt(2) * (np.sin if k % 2 else np.cos)(2 * np.pi * j * z))
+        return (w / th * u(s)) @ np.stack(cols, 1)
+
+    def assert_ode(self, spec, t, u, scale, tol):
+        """c'(t) (central difference of the NumPy projection) = the library's ODE right side.
+        Step h = 2e-5: truncation h²·|c‴|/6 relative ≈ h²ω²/6 ≤ 2e-8 for the fastest wave here
+        (ω = 4π/0.8 ≈ 16 rad/s), rounding ≈ 1e-15/h ≈ 5e-11: a tolerance of 1e-6 is sharp (a
+        wrong sign, factor or entry of A, B gives errors of order 1)."""
+        h = 2e-5
+        dc = (self.coefficients(spec, t + h, u) - self.coefficients(spec, t - h, u)) / (2 * h)
+        A, B = hippo.transition(spec)
+        c = self.coefficients(spec, t, u)
+        rhs = (A @ c + B * u(np.array([t]))[0]) * scale
+        self.assertLess(rel_err(rhs, dc), tol, hippo.measure_name(spec.measure))
+
+    def test_matrices_are_the_derivative_of_the_projection(self):
+        # The independent truth of (H1)/(H3): differentiate the exact projection. LegS and LagT
+        # are exact for any u; LegT and FouT only approximate the value leaving the window, which
+        # is exact when u lies in the span (a polynomial of degree < N; a θ-periodic harmonic).
+        smooth = lambda s: np.sin(1.3 * s) + 0.5 * np.cos(3.1 * s) + 0.2  # noqa: E731
+        self.assert_ode(hippo.Spec("legs", N=6), 2.0, smooth, 1 / 2.0, 1e-6)
+        self.assert_ode(hippo.Spec("lagt", N=6, theta=0.5), 2.0, smooth, 1.0, 1e-6)
+        poly = lambda s: 1 - 0.5 * s + 0.3 * s ** 2 - 0.1 * s ** 3  # noqa: E731
+        self.assert_ode(hippo.Spec("legt", N=5, theta=0.8), 2.0, poly, 1.0, 1e-6)
+        th = 0.8
+        trig = lambda s: 1 + np.sin(2 * np.pi * s / th) - 0.7 * np.cos(4 * np.pi * s / th)  # noqa
+        self.assert_ode(hippo.Spec("fout", N=7, theta=th), 2.0, trig, 1.0, 1e-6)
+
+    def test_basis_H2_orthonormal(self):
+        sp, t = hippo.Spec("legs", N=9), 3.0
+        s = np.linspace(0, t, 41)
+        self.assertLess(rel_err(hippo.basis(sp, t, s), legs_basis_np(9, t, s)), 1e-13)
+        q, w = gauss(0, t, 20)  # exact for the degree-16 products
+        G = hippo.basis(sp, t, q)
+        np.testing.assert_allclose(G.T @ (G * (w / t)[:, None]), np.eye(9), atol=1e-13)
+        # LagT: Laguerre polynomials of the age (t − s)/θ.
+        sp = hippo.Spec("lagt", N=5, theta=0.5)
+        L = np.stack([scipy.special.eval_laguerre(n, (t - s) / 0.5) for n in range(5)], 1)
+        self.assertLess(rel_err(hippo.basis(sp, t, s), L), 1e-12)
+
+    def test_reconstruct_H4(self):
+        # A polynomial of degree < N is its own projection: drawn back exactly (H3 then H4).
+        sp, t = hippo.Spec("legs", N=6), 2.0
+        poly = np.polynomial.Polynomial([0.5, -1.0, 0.25, 0.3, -0.2])
+        c = self.coefficients(sp, t, poly)
+        s = np.linspace(0, t, 33)
+        self.assertLess(rel_err(hippo.reconstruct(sp, c, t, s), poly(s)), 1e-12)
+        self.assertLess(rel_err(hippo.reconstruct(sp, c, t, s), legs_basis_np(6, t, s) @ c), 1e-13)
+
+    def test_project_H3_vs_numpy_quadrature(self):
+        # Both quadratures are exact to rounding for this smooth u (the library's 20-node panels,
+        # NumPy's 400 nodes): they agree to ~1e-15 of |c|; 1e-11 leaves room for rounding sums.
+        u = lambda s: np.sin(1.3 * s) + 0.5 * np.cos(3.1 * s)  # noqa: E731
+        for sp in (hippo.Spec("legs", N=12), hippo.Spec("legt", N=8, theta=1.5),
+                   hippo.Spec("lagt", N=8, theta=0.4), hippo.Spec("fout", N=9, theta=1.5)):
+            got = hippo.project(sp, 4.0, lambda s: float(u(s)))
+            self.assertLess(rel_err(got, self.coefficients(sp, 4.0, u)), 1e-11, repr(sp))
+        # An ssmlab.Signal is read by its analytic u(t).
+        sig = ssm.make_signal("sine:f=0.5", 400, 0.01)
+        sp = hippo.Spec("legs", N=10)
+        truth = self.coefficients(sp, 3.0, lambda s: np.sin(np.pi * s))
+        self.assertLess(rel_err(hippo.project(sp, 3.0, sig), truth), 1e-11)
+
+    def test_project_held_signal_breaks(self):
+        # A held signal (noise) is a step function: exact by summing each hold interval's
+        # integral of g_n (Legendre antiderivatives by NumPy), u_k held on (t_{k−1}, t_k].
+        dt, L = 0.1, 30
+        sig = ssm.make_signal("noise", L, dt, seed=5)
+        self.assertTrue(sig.held)
+        t, N = (L - 1) * dt, 7
+        truth = np.zeros(N)
+        for n in range(N):
+            P = np.polynomial.legendre.Legendre.basis(n).integ()
+            x = 2 * np.arange(L) * dt / t - 1  # ends of the holds, in x = 2s/t − 1
+            # ∫ u g_n ds/t = Σ_k u_k √(2n+1) ∫_{x_{k−1}}^{x_k} P_n dx / 2
+            truth[n] = np.sqrt(2 * n + 1) / 2 * np.sum(sig.samples[1:] * (P(x[1:]) - P(x[:-1])))
+        got = hippo.project(hippo.Spec("legs", N=N), t, sig)
+        self.assertLess(rel_err(got, truth), 1e-12)
+
+    def test_weighted_mse(self):
+        u = lambda s: np.sin(2.0 * s) * np.exp(-0.2 * s)  # noqa: E731
+        sp, t = hippo.Spec("legs", N=5), 3.0
+        c = self.coefficients(sp, t, u) + np.array([0.01, 0, -0.02, 0, 0.005])
+        s, w = composite(0, t, 8, 50)
+        err = np.sum(w * (u(s) - legs_basis_np(5, t, s) @ c) ** 2)
+        truth = err / np.sum(w * u(s) ** 2)
+        self.assertLess(abs(hippo.weighted_mse(sp, c, t, lambda x: float(u(x))) - truth) / truth, 1e-10)
+
+    def test_steps_H5_H6(self):
+        rng = np.random.default_rng(8)
+        for N in (1, 5, 40):
+            A, B = legs_np(N)
+            c = rng.standard_normal(N)
+            for alpha in (0.0, 0.5, 1.0, 0.3):
+                for k in (1.0, 2.0, 37.0):
+                    truth = legs_step_np(A, B, c, 0.7, k, alpha)
+                    # Rounding ~ε·cond(I − αA/k)·N; with these sizes ~1e-14.
+                    self.assertLess(rel_err(hippo.legs_step_dense(A, B, c, 0.7, k, alpha), truth), 1e-12)
+                    self.assertLess(rel_err(hippo.legs_step_fast(B, c, 0.7, k, alpha), truth), 1e-12)
+        c0 = c.copy()
+        hippo.legs_step_fast(B, c, 1.0, 3.0)
+        np.testing.assert_array_equal(c, c0)  # the input is not modified
+
+    def test_online_vs_numpy_loop(self):
+        u = ssm.make_signal("sines", 300, 0.01).samples
+        N = 12
+        A, B = legs_np(N)
+        c = np.zeros(N)
+        c[0] = u[0]  # (H3) as t → 0
+        cols = [c]
+        for k in range(1, len(u)):
+            c = legs_step_np(A, B, c, u[k], k, 0.5)
+            cols.append(c)
+        truth = np.stack(cols, 1)
+        sp = hippo.Spec("legs", N=N)
+        C = hippo.online(u, 0.01, sp)
+        self.assertEqual(C.shape, (N, 300))
+        self.assertLess(rel_err(C, truth), 1e-12)
+        self.assertLess(rel_err(hippo.online(u, 0.01, sp, hippo.Stepping(dense=True)), truth), 1e-12)
+        Ce = hippo.online(u, 0.01, sp, hippo.Stepping("euler"))
+        o = hippo.Online(sp, 0.01, hippo.Stepping("euler"))
+        self.assertEqual(o.k, -1)
+        for v in u[:50]:
+            o.push(v)
+        self.assertEqual(o.k, 49)
+        self.assertAlmostEqual(o.t, 0.49, places=14)
+        self.assertLess(rel_err(o.c, Ce[:, 49]), 1e-14)
+        np.testing.assert_array_equal(hippo.online_at(u, 0.01, sp, [299, 10]), C[:, [299, 10]])
+        # An LTI measure: stage 2's bilinear (D3) on (A, B), from c = 0 (u_0 starts the past).
+        sp = hippo.Spec("lagt", N=6, theta=0.5)
+        A, B = hippo.lagt(6, 0.5)
+        inv = np.linalg.inv(np.eye(6) - 0.005 * A)
+        Ab, Bb = inv @ (np.eye(6) + 0.005 * A), inv @ (0.01 * B)
+        c, cols = np.zeros(6), [np.zeros(6)]
+        for k in range(1, len(u)):
+            c = Ab @ c + Bb * u[k]
+            cols.append(c)
+        self.assertLess(rel_err(hippo.online(u, 0.01, sp), np.stack(cols, 1)), 1e-12)
+
+    def test_online_converges_to_projection_first_order(self):
+        # (H5) freezes 1/t at the step's end: first order in Δ. The error against the exact
+        # projection halves with Δ (order 1 within 0.1 over Δ = 0.01 → 0.0025).
+        f = lambda s: np.sin(2 * s) + 0.5 * np.cos(5 * s)  # noqa: E731
+        sp, T = hippo.Spec("legs", N=16), 2.0
+        truth = self.coefficients(sp, T, f)
+        errs = []
+        for dt in (0.01, 0.005, 0.0025):
+            L = int(round(T / dt)) + 1
+            errs.append(rel_err(hippo.online(f(dt * np.arange(L)), dt, sp)[:, -1], truth))
+        orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+        np.testing.assert_allclose(orders, 1.0, atol=0.1)
+        self.assertLess(errs[-1], 1e-2)
+
+    def test_window_and_names(self):
+        self.assertEqual(hippo.measure_names(), ["legs", "legt", "lagt", "fout"])
+        self.assertEqual(hippo.parse_measure("lagt"), hippo.Measure.LagT)
+        self.assertFalse(hippo.time_invariant("legs"))
+        self.assertTrue(hippo.time_invariant(hippo.Measure.FouT))
+        self.assertEqual((hippo.max_N("legs"), hippo.max_N("legt")), (4096, 1024))
+        self.assertEqual(hippo.window(hippo.Spec("legs", N=4), 3.0), (0.0, 3.0))
+        self.assertEqual(hippo.window(hippo.Spec("legt", N=4, theta=0.5), 3.0), (2.5, 3.0))
+        self.assertEqual(hippo.window(hippo.Spec("lagt", N=4, theta=0.25), 3.0), (1.0, 3.0))
+        self.assertIn("legt N=4", repr(hippo.Spec("legt", N=4, theta=0.5)))
+
+    def test_errors(self):
+        with self.assertRaisesRegex(ssm.Error, r"--N must be in \[1, 4096\]"):
+            hippo.legs(0)
+        with self.assertRaisesRegex(ssm.Error, r"--N must be in \[1, 1024\]"):
+            hippo.Spec("legt", N=2000)
+        with self.assertRaisesRegex(ssm.Error, r"unknown measure 'legq' \(valid: legs, legt, lagt, fout\)"):
+            hippo.Spec("legq")
+        with self.assertRaisesRegex(ssm.Error, "measure must be a name"):
+            hippo.Spec(3)
+        with self.assertRaisesRegex(ssm.Error, "--theta must be finite and > 0, got -1"):
+            hippo.Spec("lagt", theta=-1.0)
+        sp = hippo.Spec("legs", N=4)
+        with self.assertRaisesRegex(ssm.Error, "reconstruct: c has 3 entries, N = 4"):
+            hippo.reconstruct(sp, np.zeros(3), 1.0, [0.5])
+        with self.assertRaisesRegex(ssm.Error, r"c must be 1-D, got shape \(2, 2\)"):
+            hippo.reconstruct(sp, np.zeros((2, 2)), 1.0, [0.5])
+        with self.assertRaisesRegex(ssm.Error, "cannot step legs"):
+            hippo.online(np.zeros(5), 0.1, sp, hippo.Stepping("zoh"))
+        with self.assertRaisesRegex(ssm.Error, "--dt must be finite and > 0"):
+            hippo.Online(sp, 0.0)
+        with self.assertRaisesRegex(ssm.Error, "need k >= 1"):
+            hippo.legs_step_fast(np.ones(4), np.zeros(4), 1.0, 0.0)
+        with self.assertRaisesRegex(ssm.Error, r"A must be 2-D, got shape \(4,\)"):
+            hippo.legs_step_dense(np.ones(4), np.ones(4), np.zeros(4), 1.0, 1.0)
+        with self.assertRaisesRegex(ssm.Error, "sizes differ"):
+            hippo.legs_step_dense(np.eye(3), np.ones(4), np.zeros(4), 1.0, 1.0)
+        with self.assertRaisesRegex(ssm.Error, "u must be a callable"):
+            hippo.project(sp, 1.0, 3.0)
+        with self.assertRaisesRegex(ssm.Error, "breaks must be finite and >= 0"):
+            hippo.project(sp, 1.0, lambda s: s, breaks=-1.0)
+        with self.assertRaisesRegex(ssm.Error, "became non-finite at step"):
+            hippo.online(ssm.make_signal("sines", 200, 0.05).samples, 0.05, hippo.Spec("legs", N=2048),
+                         hippo.Stepping("euler"))
+        with self.assertRaisesRegex(ssm.Error, "online_at: step 9 is past the signal"):
+            hippo.online_at(np.ones(5), 0.1, sp, [9])
+
+        def boom(s):
+            raise RuntimeError("boom at s = %g" % s)
+
+        with self.assertRaisesRegex(RuntimeError, "boom"):
+            hippo.project(sp, 1.0, boom)
 
 
 class Signals(unittest.TestCase):

@@ -131,7 +131,7 @@ def _describe(x):
     return "%s array of shape %s" % (x.dtype, x.shape)
 
 
-def _diagnose(got, want, names, rtol, atol):
+def _diagnose(got, want, names, rtol, atol, index="k"):
     """Generic reasons for one output being wrong; returns a list of sentences."""
     got_a = np.asarray(got)
     want = np.asarray(want)
@@ -166,11 +166,11 @@ def _diagnose(got, want, names, rtol, atol):
         err = np.abs(got_a - want) > atol + rtol * np.max(np.abs(want))
         first = int(np.argmax(err))
         if first > 0:
-            out.append("%s matches for k < %d, then diverges (k = %d: got %.6g, expected %.6g)."
-                       % (names, first, first, got_a[first], want[first]))
+            out.append("%s matches for %s < %d, then diverges (%s = %d: got %.6g, expected %.6g)."
+                       % (names, index, first, index, first, got_a[first], want[first]))
         else:
-            out.append("%s is wrong from the first entry (k = 0: got %.6g, expected %.6g)."
-                       % (names, got_a[0], want[0]))
+            out.append("%s is wrong from the first entry (%s = 0: got %.6g, expected %.6g)."
+                       % (names, index, got_a[0], want[0]))
     if not out:
         out.append("%s differs from the library's: max relative error %.2e > tolerance %.0e."
                    % (names, _rel_err(got_a, want), rtol))
@@ -178,7 +178,7 @@ def _diagnose(got, want, names, rtol, atol):
 
 
 def check(title, student, args, expected, *, rtol=1e-10, atol=0.0, hints=(), diagnose=(),
-          outputs=None, call=None, strict=None):
+          outputs=None, call=None, strict=None, index="k"):
     """Checks one exercise and prints the verdict.
 
     title:    "Exercise 2.3 — zoh(A, B, dt)".
@@ -189,6 +189,8 @@ def check(title, student, args, expected, *, rtol=1e-10, atol=0.0, hints=(), dia
     diagnose: functions of the student's result returning a hint (str) or None, for mistakes
               a fixed wrong answer cannot describe (e.g. a result of the wrong length).
     outputs:  names of the outputs for messages ("Ā", "B̄"); default "your result".
+    index:    the letter that indexes a 1-D output in messages ("k" for a sequence in time, "n"
+              for the coefficients of a state).
     strict:   raise on anything but a pass (default: SSMLAB_STRICT=1 in the environment).
     Returns a Result.
     """
@@ -226,7 +228,7 @@ def check(title, student, args, expected, *, rtol=1e-10, atol=0.0, hints=(), dia
             break
     for g, e, n in zip(got_t, exp_t, names):
         if not _close((g,), (e,), rtol, atol):
-            lines += ["  " + s for s in _diagnose(g, e, n, rtol, atol)]
+            lines += ["  " + s for s in _diagnose(g, e, n, rtol, atol, index)]
     return _finish(Result(FAIL, "\n".join(lines)), strict)
 
 
