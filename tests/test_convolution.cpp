@@ -112,3 +112,12 @@ TEST_CASE("FFT convolution rejects mismatched lengths and bad L") {
   CHECK_THROWS_AS(FFTConv<double>(0), Error);
   CHECK_THROWS_AS(FFTConv<float>((std::size_t(1) << 26) + 1), Error);
 }
+
+TEST_CASE("float kernel of a fast-decaying model stops at underflow and stays exact") {
+  // ρ(Ā) = 0.5: Ā^k B̄ drops below FLT_MIN (1.2e-38) after ~126 steps.
+  DiscreteSSM<double> s{Mat::Constant(1, 1, 0.5), Vec::Constant(1, 1.0), RowVec::Constant(1, 1.0), 0.0};
+  const auto sf = to_float(s);
+  const Eigen::VectorXf K = kernel(sf, 4096);
+  for (int k = 0; k < 126; ++k) CHECK(K(k) == std::ldexp(1.0f, -k));  // powers of 2: exact
+  CHECK(K.tail(4096 - 150).cwiseAbs().maxCoeff() == 0.0f);
+}

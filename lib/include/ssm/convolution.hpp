@@ -17,6 +17,7 @@
 namespace ssm {
 
 // K̄_k = C Ā^k B̄ for k = 0 … L−1 by repeated mat-vec (K1): O(N² L). The reference kernel.
+// Entries after Ā^k B̄ has decayed below the smallest normal number are exactly 0.
 template <class T>
 VecT<T> kernel(const DiscreteSSM<T>& s, std::size_t L);
 
@@ -37,9 +38,10 @@ enum class Planning { Estimate, Measure };
 std::mutex& fftw_planner_mutex();
 
 // Causal convolution of H channels of length L by FFT (K2), float or double.
-// The FFTW plans (one real-to-complex and one complex-to-real transform of size
-// M = fft_size(2L − 1)) are made once in the constructor and reused by every call, from any
-// number of threads (each thread transforms its own aligned buffers). Thread-safe for calls.
+// The FFTW plans (a forward and an inverse complex transform of size M = fft_size(2L − 1);
+// two real channels share each complex transform, see convolution.cpp) are made once in the
+// constructor and reused by every call, from any number of threads (each thread transforms its
+// own aligned buffers). Thread-safe for calls.
 template <class T>
 class FFTConv {
  public:
