@@ -16,8 +16,9 @@ from . import Hint, check, ssmlab as ssm
 s4 = ssm.s4
 
 # Closed forms and sums of ≤ 200 terms in double: the library and NumPy agree to ~1e-15 relative
-# (measured ≤ 2e-15; stage 2's ZOH goes through scipy-like Padé exponentials of the real blocks,
-# still ≤ 1e-14), so 1e-9 is loose for rounding and far below every mistake (≥ 1e-3).
+# (measured: 3e-16 for stage 2's ZOH by the augmented matrix exponential, 2e-16 for bilinear,
+# 1.2e-14 for the 200-term kernel), so 1e-9 is loose for rounding and far below every mistake
+# (all ≥ 1e-3).
 TOL = 1e-9
 N = 16
 
