@@ -12,7 +12,7 @@ import numpy as np
 import scipy.linalg
 
 import labkit
-from labkit import FAIL, PASS, TODO, lab01, lab02, lab03, lab04
+from labkit import FAIL, PASS, TODO, lab01, lab02, lab03, lab04, lab05, lab06
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -21,7 +21,9 @@ def solutions(notebook):
     """The functions defined by the solved notebook's exercise cells."""
     with open(os.path.join(HERE, notebook), encoding="utf-8") as f:
         nb = json.load(f)
-    ns = {"np": np, "scipy": scipy}
+    # What the notebooks' first cell imports (the solutions may call the library).
+    ssm = labkit.ssmlab
+    ns = {"np": np, "scipy": scipy, "ssm": ssm, "hippo": ssm.hippo, "s4": ssm.s4}
     for c in nb["cells"]:
         if "exercise" in c["metadata"].get("tags", []):
             exec("".join(c["source"]), ns)
@@ -337,6 +339,252 @@ class Lab04(Base):
             (lambda b, c, u, k: dense(b, c, u, k, sign=-1.0), "signs of A are flipped"),
             (lambda b, c, u, k: dense(b, c, u, k, alpha=0.0), "forward Euler"),
             (lambda b, c, u, k: good(b[:-1], c[:-1], u, k), "has 47 entries, expected N = 48"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+
+
+class Lab05(Base):
+    sol = solutions("05-s4-kernel.ipynb")
+
+    def test_nplr(self):
+        f, good = lab05.check_nplr, self.sol["nplr_legs_np"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        hippo = labkit.ssmlab.hippo
+
+        def variant(P_of=lambda N: np.sqrt(np.arange(N) + 0.5), sign=1.0, conj=True, of_A=False):
+            def fn(N):
+                A, B = hippo.legs(N)
+                P = P_of(N)
+                lam, V = np.linalg.eig(A if of_A else A + sign * np.outer(P, P))
+                Vh = V.conj().T if conj else V.T
+                return lam, Vh @ P, Vh @ B, V
+            return fn
+
+        self.assertVerdict(f, variant(of_A=True), FAIL, "those of A itself", "cond(V)")
+        self.assertVerdict(f, variant(P_of=lambda N: np.sqrt(2 * np.arange(N) + 1.0)), FAIL,
+                           "P_n = √(n + ½)")
+        self.assertVerdict(f, variant(sign=-1.0), FAIL, "Re λ = −½")
+        self.assertVerdict(f, variant(conj=False), FAIL, "conjugate transpose")
+
+        def half(N):
+            lam, Pt, Bt, V = good(N)
+            k = lam.imag > 0
+            return lam[k], Pt[k], Bt[k], V[:, k]
+
+        self.assertVerdict(f, half, FAIL, "return all N = 16")
+        self.assertVerdict(f, lambda N: good(N)[:3], FAIL, "must return four arrays")
+
+    def test_cauchy(self):
+        f, good = lab05.check_cauchy, self.sol["cauchy"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def terms(v, lam, g, w=lambda v: np.conj(v), pole=lambda l: np.conj(l)):
+            G = np.asarray(g)[:, None]
+            return v / (G - lam) + w(v) / (G - pole(lam))
+
+        half = lambda v, lam, g: (v / (np.asarray(g)[:, None] - lam)).sum(1)  # noqa: E731
+        cases = [
+            (half, "conjugate half is missing"),
+            (lambda v, lam, g: 2 * half(v, lam, g).real, "2·Re is not the pair sum"),
+            (lambda v, lam, g: 2 * half(v, lam, g), "doubling the kept half"),
+            (lambda v, lam, g: terms(v, lam, g, w=lambda v: v).sum(1), "conjugate the weight too"),
+            (lambda v, lam, g: terms(v, lam, g, pole=lambda l: l).sum(1), "partner's pole"),
+            (lambda v, lam, g: -good(v, lam, g), "λ_n − g"),
+            (lambda v, lam, g: terms(v, lam, g).sum(0), "one entry per mode"),
+            (lambda v, lam, g: terms(v, lam, g), "table of terms"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+
+    def test_khat(self):
+        f, good = lab05.check_khat, self.sol["khat"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        cauchy = self.sol["cauchy"]
+
+        def variant(zsign=-1, factor=2.0, wsign=-1.0, one=1.0, gscale=None, swap=False,
+                    k11=lambda P: np.conj(P) * P, lowrank=True):
+            def fn(Cp, Pt, Bt, lam, dt, L):
+                z = np.exp(zsign * 2j * np.pi * np.arange(L) / L)
+                g = (2 / dt if gscale is None else gscale) * (1 - z) / (1 + z)
+                a, b = (np.conj(Pt), Pt) if swap else (Pt, np.conj(Pt))
+                k00, k01 = cauchy(Cp * Bt, lam, g), cauchy(Cp * a, lam, g)
+                k10, k11_ = cauchy(b * Bt, lam, g), cauchy(k11(Pt), lam, g)
+                inner = k00 + wsign * k01 * k10 / (one + k11_) if lowrank else k00
+                return factor / (1 + z) * inner
+            return fn
+
+        def no_factor(Cp, Pt, Bt, lam, dt, L):
+            z = np.exp(-2j * np.pi * np.arange(L) / L)
+            return variant()(Cp, Pt, Bt, lam, dt, L) * (1 + z) / 2
+
+        cases = [
+            (variant(zsign=+1), "z_j = e^{−2πij/L} (minus)"),
+            (no_factor, "2/(1 + z) is missing"),
+            (variant(factor=1.0), "not 1/(1 + z)"),
+            (variant(wsign=+1.0), "wrong sign in Woodbury"),
+            (variant(one=0.0), "denominator is 1 + k₁₁"),
+            (variant(swap=True), "swapped"),
+            (variant(k11=lambda P: P * P), "conjugate one factor"),
+            (variant(lowrank=False), "low-rank correction"),
+            (variant(gscale=1.0), "the 2/Δ is missing"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+
+    def test_c_prime(self):
+        f, good = lab05.check_c_prime, self.sol["c_prime_np"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def variant(power=0, second=np.conj, sign=-1.0, outer=lambda P: np.conj(P), zoh=False,
+                    combine=lambda I, AL: I - AL, half=False):
+            def fn(C, lam, Pt, dt, L):
+                Nh = len(lam)
+                lf = lam if half else np.r_[lam, np.conj(lam)]
+                Pf = Pt if half else np.r_[Pt, second(Pt)]
+                Cf = C if half else np.r_[C, np.conj(C)]
+                At = np.diag(lf) + sign * np.outer(Pf, outer(Pf))
+                I = np.eye(len(lf))
+                Ab = (scipy.linalg.expm(dt * At) if zoh else
+                      np.linalg.solve(I - dt / 2 * At, I + dt / 2 * At))
+                return (Cf @ combine(I, np.linalg.matrix_power(Ab, L + power)))[:Nh]
+            return fn
+
+        cases = [
+            (lambda C, lam, Pt, dt, L: C, "C̄' is C̃ itself"),
+            (variant(power=-1), "not Ā^(L−1)"),
+            (variant(power=+1), "not Ā^(L+1)"),
+            (variant(combine=lambda I, AL: AL), "this is C̃ Ā^L"),
+            (variant(combine=lambda I, AL: I + AL), "(minus)"),
+            (variant(half=True), "kept half alone"),
+            (variant(second=lambda P: P), "not P̃: the full P"),
+            (variant(sign=+1.0), "Ã = Λ − P̃P̃* (minus)"),
+            (variant(outer=lambda P: P), "outer product with the conjugate"),
+            (variant(zoh=True), "ZOH's e^{ΔÃ}"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+
+        def full_length(C, lam, Pt, dt, L):
+            cp = good(C, lam, Pt, dt, L)
+            return np.r_[cp, np.conj(cp)]
+
+        self.assertVerdict(f, full_length, FAIL, "keep the first Nh = 8")
+
+    def test_kernel(self):
+        f, good = lab05.check_kernel, self.sol["kernel_np"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        khat, c_prime = self.sol["khat"], self.sol["c_prime_np"]
+
+        def spectrum(C, lam, Pt, Bt, dt, L, use_cp=True):
+            return khat(c_prime(C, lam, Pt, dt, L) if use_cp else C, Pt, Bt, lam, dt, L)
+
+        cases = [
+            (lambda *a: np.fft.irfft(spectrum(*a, use_cp=False)[: a[-1] // 2 + 1], n=a[-1]),
+             "you used C̃ where C̄'"),
+            (lambda *a: np.fft.fft(spectrum(*a)).real / a[-1], "runs backwards in time"),
+            (lambda *a: np.fft.ifft(spectrum(*a)).real * a[-1], "already divide by L"),
+            (lambda *a: np.fft.irfft(spectrum(*a)[: a[-1] // 2 + 1]), "pass n=L"),
+            (lambda *a: np.fft.irfft(spectrum(*a)), "takes the half spectrum"),
+            (lambda *a: np.fft.ifft(spectrum(*a)), "right but complex"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+
+
+class Lab06(Base):
+    sol = solutions("06-s4d.ipynb")
+
+    def test_inits(self):
+        f, good = lab06.check_inits, self.sol["s4d_inits_np"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def variant(n0=0, M=None, scale=True, re=-0.5, lin_n0=0, pi=np.pi):
+            def fn(N):
+                n = np.arange(N // 2)
+                M_ = N if M is None else M(N)
+                inv = re + 1j * (M_ / np.pi if scale else 1.0) * (M_ / (2 * (n + n0) + 1) - 1)
+                return inv, re + 1j * pi * (n + lin_n0)
+            return fn
+
+        cases = [
+            (variant(n0=1), "S4D-Inv: n runs from 0"),
+            (variant(M=lambda N: N // 2), "not Nh"),
+            (variant(scale=False), "factor N/π in front is missing"),
+            (variant(lin_n0=1), "S4D-Lin: n runs from 0"),
+            (variant(pi=1.0), "the π is missing"),
+            (variant(re=0.5), "with +½ every mode grows"),
+            (variant(re=-1.0), "not −1"),
+            (lambda N: good(N)[::-1], "the two are swapped"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+
+        def all_modes(N):
+            n = np.arange(N)
+            return -0.5 + 1j * (N / np.pi) * (N / (2 * n + 1) - 1), -0.5 + 1j * np.pi * n
+
+        self.assertVerdict(f, all_modes, FAIL, "Nh = N/2 = 8")
+
+    def test_zoh(self):
+        f, good = lab06.check_zoh, self.sol["zoh_diag"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        e = lambda lam, dt: np.exp(dt * lam)  # noqa: E731
+        cases = [
+            (lambda lam, B, dt: (np.exp(lam), (np.exp(lam) - 1) / lam * B), "you used e^{λ}"),
+            (lambda lam, B, dt: (e(lam, dt), (np.exp(lam) - 1) / lam * B), "B̄ needs e^{Δλ} too"),
+            (lambda lam, B, dt: (e(lam, dt), dt * B), "Euler's (and Mamba's, D6)"),
+            (lambda lam, B, dt: (1 + dt * lam, dt * B), "this is forward Euler"),
+            (lambda lam, B, dt: (e(lam, dt), (e(lam, dt) - 1) / (dt * lam) * B), "not by Δλ"),
+            (lambda lam, B, dt: (e(lam, dt), dt * (e(lam, dt) - 1) / lam * B), "no extra Δ"),
+            (lambda lam, B, dt: (e(lam, dt), (e(lam, dt) - 1) * lam * B), "divide by λ"),
+            (self.sol["bilinear_diag"], "this is the bilinear rule"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+        self.assertVerdict(f, lambda lam, B, dt: good(lam, B, dt)[0], FAIL, "expected 2 outputs")
+
+    def test_bilinear(self):
+        f, good = lab06.check_bilinear, self.sol["bilinear_diag"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        a = lambda lam, dt: (1 + dt * lam / 2) / (1 - dt * lam / 2)  # noqa: E731
+        cases = [
+            (lambda lam, B, dt: ((1 + dt * lam) / (1 - dt * lam), dt * B / (1 - dt * lam)), "Δ/2 in both factors"),
+            (lambda lam, B, dt: (a(lam, dt), dt * B), "B̄ goes through the inverse too"),
+            (lambda lam, B, dt: (a(lam, dt), B / (1 - dt * lam / 2)), "the Δ is missing"),
+            (lambda lam, B, dt: (1 / a(lam, dt), dt * B / (1 + dt * lam / 2)), "the factors are swapped"),
+            (self.sol["zoh_diag"], "this is ZOH"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+
+    def test_vandermonde(self):
+        f, good = lab06.check_vandermonde, self.sol["vandermonde_kernel"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def terms(C, Ab, Bb, L, shift=0):
+            return (C * Bb) * Ab ** (np.arange(L)[:, None] + shift)
+
+        cases = [
+            (lambda C, Ab, Bb, L: terms(C, Ab, Bb, L).sum(1).real, "forgot the 2"),
+            (lambda C, Ab, Bb, L: 2 * (terms(C, Ab, Bb, L).sum(1) + terms(np.conj(C), np.conj(Ab), np.conj(Bb), L).sum(1)).real,
+             "doubled twice"),
+            (lambda C, Ab, Bb, L: 2 * terms(C, Ab, Bb, L, shift=1).sum(1).real, "K̄_0 = 2 Re Σ_n C_n B̄_n"),
+            (lambda C, Ab, Bb, L: 2 * (np.vander(Ab, L).T @ (C * Bb)).real, "increasing=True"),
+            (lambda C, Ab, Bb, L: 2 * terms(np.conj(C), Ab, Bb, L).sum(1).real, "C is not conjugated"),
+            (lambda C, Ab, Bb, L: 2 * np.abs(terms(C, Ab, Bb, L).sum(1)), "2·Re, not 2·|…|"),
+            (lambda C, Ab, Bb, L: 2 * terms(C, Ab, Bb, L).sum(1), "right but complex"),
+            (lambda C, Ab, Bb, L: 2 * terms(C, Ab, Bb, L).sum(0).real, "one entry per mode"),
+            (lambda C, Ab, Bb, L: 2 * terms(C, Ab, Bb, L).real, "table of terms"),
         ]
         for wrong, fragment in cases:
             self.assertVerdict(f, wrong, FAIL, fragment)

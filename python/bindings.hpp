@@ -4,7 +4,8 @@
 // in and out; no formula lives here. Conventions, for every stage:
 //  * arrays in: anything NumPy can turn into float64 (lists too); arrays out: new NumPy arrays.
 //  * precision: functions with a float path (stage 3's recurrence, stage 4's convolution) take
-//    float32 when given float32 arrays (or a DiscreteSSMFloat) and float64 otherwise.
+//    float32 when given float32 arrays (or a DiscreteSSMFloat) and float64 otherwise; classes
+//    templated on the precision come in two names (FFTConv64/FFTConv32, s4.Layer64/Layer32).
 //  * channels: a 1-D array is one signal of length L; a 2-D array (H, L) is H signals, one per
 //    row (the library's Signals<T>); outputs keep the input's number of dimensions.
 //  * errors: ssm::Error (and the checks below) become ssmlab.Error, a subclass of ValueError,
@@ -100,5 +101,6 @@ void bind_discretize(py::module_& m);
 void bind_recurrent(py::module_& m);
 void bind_convolution(py::module_& m);
 void bind_hippo(py::module_& m);  // the submodule ssmlab.hippo
+void bind_s4(py::module_& m);     // the submodule ssmlab.s4
 
 }  // namespace ssmpy

@@ -7,6 +7,7 @@
 //   y = ssm.unroll(s, u)                      # stage 3: the recurrence
 //   y2 = ssm.fft_conv(ssm.kernel(s, len(u)), u, D=s.D)   # stage 4: the same by FFT
 //   C = ssm.hippo.online(u, 0.01, ssm.hippo.Spec("legs", N=32))  # stage 5: HiPPO coefficients
+//   K = ssm.s4.dplr_kernel(m6, ssm.s4.random_C(1, 32)[0], 0.01, 1024)  # stage 6: S4 kernel
 #include "bindings.hpp"
 
 #ifndef SSMLAB_VERSION
@@ -19,7 +20,10 @@ PYBIND11_MODULE(ssmlab, m) {
       "ssmlab: from a continuous state space model to Mamba, stage by stage.\n"
       "Stage 1 Model, simulate_*; stage 2 discretize; stage 3 make_ssm, unroll, Stepper;\n"
       "stage 4 kernel, causal_conv_direct, fft_conv, FFTConv64/FFTConv32; stage 5 the submodule\n"
-      "hippo (legs, Online, online, reconstruct, project, …); signals make_signal.\n"
+      "hippo (legs, Online, online, reconstruct, project, …); stage 6 the submodule s4 "
+      "(nplr_legs,\n"
+      "Dplr, dplr_kernel, CauchyKernel64/32, s4d_init, s4d_kernels, Layer64/32); signals "
+      "make_signal.\n"
       "Invalid arguments raise ssmlab.Error (a ValueError) with the library's message.";
   m.attr("__version__") = SSMLAB_VERSION;
 
@@ -35,4 +39,5 @@ PYBIND11_MODULE(ssmlab, m) {
   ssmpy::bind_recurrent(m);
   ssmpy::bind_convolution(m);
   ssmpy::bind_hippo(m);
+  ssmpy::bind_s4(m);
 }

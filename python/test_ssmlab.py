@@ -1,4 +1,4 @@
-"""Tests of the ssmlab Python module (stages 1-5), run by CTest with Debian's /usr/bin/python3.
+"""Tests of the ssmlab Python module (stages 1-6), run by CTest with Debian's /usr/bin/python3.
 
 Every test compares the bindings with an independent truth written here in NumPy/SciPy from
 MATH.md's formulas (never with numbers copied from the library's output), checks that float32
@@ -21,8 +21,9 @@ import ssmlab as ssm
 
 
 def rel_err(a, b):
-    """max |a - b| / max |b|: the error relative to the reference's scale."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    """max |a - b| / max |b|: the error relative to the reference's scale (complex kept)."""
+    a, b = np.asarray(a), np.asarray(b)
+    a, b = a.astype(np.result_type(a, np.float64)), b.astype(np.result_type(b, np.float64))
     return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
 
 
@@ -601,6 +602,288 @@ class Stage5Hippo(unittest.TestCase):
 
         with self.assertRaisesRegex(RuntimeError, "boom"):
             hippo.project(sp, 1.0, boom)
+
+
+# ---- Stage 6: S4. Truths written here from MATH.md (S1–S6, Q1–Q2): the DPLR model expanded to
+# its full complex N × N form (both halves of every conjugate pair, S5), discretized and powered
+# by NumPy; np.linalg.eig for the NPLR; np.fft for the generating function. Never the library's
+# own numbers.
+s4 = ssm.s4
+
+
+def full(m_Lambda, m_P, m_B, C=None):
+    """The full complex model of a kept half (S5): Λ_f = [Λ, Λ̄], P_f = [P̃; conj P̃] (N, r),
+    B_f = [B̃; conj B̃], C_f = [C̃, conj C̃]; Ã = diag(Λ_f) − P_f P_f*."""
+    lam = np.r_[m_Lambda, np.conj(m_Lambda)]
+    P = np.asarray(m_P).reshape(len(m_Lambda), -1)
+    Pf = np.r_[P, np.conj(P)]
+    At = np.diag(lam) - Pf @ Pf.conj().T
+    Bf = np.r_[m_B, np.conj(m_B)]
+    Cf = None if C is None else np.r_[C, np.conj(C)]
+    return At, Bf, Cf
+
+
+def bilinear_np(A, B, dt):
+    """(D3) Ā = (I − Δ/2 A)⁻¹(I + Δ/2 A), B̄ = (I − Δ/2 A)⁻¹ Δ B."""
+    I = np.eye(len(A))
+    return np.linalg.solve(I - dt / 2 * A, I + dt / 2 * A), np.linalg.solve(I - dt / 2 * A, dt * B)
+
+
+def powers_kernel_np(Ab, Bb, C, L):
+    """(K1) K̄_k = C Ā^k B̄ by L mat-vecs, real part (the full model is real)."""
+    out, x = np.empty(L), Bb.astype(complex)
+    for k in range(L):
+        out[k] = (C @ x).real
+        x = Ab @ x
+    return out
+
+
+class Stage6S4(unittest.TestCase):
+    def test_nplr_legs_S1(self):
+        for N in (2, 8, 32):
+            A, B = legs_np(N)
+            P = np.sqrt(np.arange(N) + 0.5)
+            d = s4.nplr_legs(N)
+            Nh = N // 2
+            self.assertEqual((d.Lambda.shape, d.P.shape, d.B.shape, d.V.shape, d.N, d.rank),
+                             ((Nh,), (Nh, 1), (Nh,), (N, Nh), N, 1))
+            np.testing.assert_allclose(s4.legs_low_rank(N)[:, 0], P, rtol=1e-15)
+            # V_f = [V, conj V] unitary; V_f (Λ_f − P_f P_f*) V_f* = A (S1) against (H1) by formula.
+            Vf = np.c_[d.V, np.conj(d.V)]
+            self.assertLess(np.max(np.abs(Vf.conj().T @ Vf - np.eye(N))), 1e-13)
+            At, Bf, _ = full(d.Lambda, d.P, d.B)
+            self.assertLess(rel_err(Vf @ At @ Vf.conj().T, A), 1e-13)
+            self.assertLess(rel_err(s4.reconstruct(d), A), 1e-13)
+            self.assertLess(s4.reconstruction_error(d, A), 1e-13)
+            # P̃ = V* P, B̃ = V* B; Λ are the eigenvalues of S = A + PPᵀ (np.linalg.eigvals), Re = −½.
+            np.testing.assert_allclose(d.P[:, 0], d.V.conj().T @ P, atol=1e-13 * N)
+            np.testing.assert_allclose(d.B, d.V.conj().T @ B, atol=1e-13 * N)
+            ev = np.linalg.eigvals(A + np.outer(P, P))
+            ev = np.sort(ev[ev.imag > 0].imag)
+            np.testing.assert_allclose(d.Lambda.imag, ev, rtol=1e-11)
+            np.testing.assert_allclose(d.Lambda.real, -0.5, atol=1e-12 * N * N)
+            self.assertTrue(np.all(np.diff(d.Lambda.imag) >= 0))
+            self.assertLess(d.residual, 1e-14)
+        # Any normal S = Q blockdiag([[a, b], [−b, a]]) Qᵀ with a low-rank P: A = S − PPᵀ.
+        rng = np.random.default_rng(3)
+        N, r = 6, 2
+        Q = np.linalg.qr(rng.standard_normal((N, N)))[0]
+        T = np.zeros((N, N))
+        for i, (a, w) in enumerate([(-0.3, 1.0), (-1.0, 2.5), (-0.2, 4.0)]):
+            T[2 * i:2 * i + 2, 2 * i:2 * i + 2] = [[a, w], [-w, a]]
+        P, B = rng.standard_normal((N, r)), rng.standard_normal(N)
+        A = Q @ T @ Q.T - P @ P.T
+        d = s4.nplr(A, P, B)
+        np.testing.assert_allclose(d.Lambda, [-0.3 + 1j, -1 + 2.5j, -0.2 + 4j], atol=1e-13)
+        self.assertLess(rel_err(s4.reconstruct(d), A), 1e-13)
+        d1 = s4.nplr(A + P[:, 1:] @ P[:, 1:].T, P[:, 0], B)  # a vector P is rank 1
+        self.assertEqual(d1.rank, 1)
+
+    def test_kernel_and_c_prime_S2_S5(self):
+        m = s4.random_dplr(6, 2, seed=5)
+        C = s4.random_C(1, 6, seed=6)[0]
+        self.assertEqual((m.Nh, m.N, m.rank, m.P.shape), (6, 12, 2, (6, 2)))
+        At, Bf, Cf = full(m.Lambda, m.P, m.B, C)
+        for dt in (0.01, 0.3):
+            Ab, Bb = bilinear_np(At, Bf, dt)
+            for L in (1, 2, 63, 64):  # odd and even L (z = −1 is one of the even L's roots)
+                truth = powers_kernel_np(Ab, Bb, Cf, L)
+                self.assertLess(rel_err(s4.dplr_kernel(m, C, dt, L), truth), 1e-11)
+                # (S2) C̄' = C̃ (I − Ā^L), first half of the full row.
+                cp = (Cf @ (np.eye(12) - np.linalg.matrix_power(Ab, L)))[:6]
+                np.testing.assert_allclose(s4.c_prime(m, C, dt, L), cp, rtol=0,
+                                           atol=1e-12 * np.max(np.abs(cp)))
+                # (S2) at the roots of unity z_j = e^{−2πij/L}: DFT(K̄)_j = C̄'(I − Āz_j)⁻¹B̄.
+                z = np.exp(-2j * np.pi * np.arange(L) / L)
+                cpf = np.r_[cp, np.conj(cp)]
+                gen = [cpf @ np.linalg.solve(np.eye(12) - Ab * zj, Bb) for zj in z]
+                self.assertLess(rel_err(np.fft.fft(truth), gen), 1e-10)
+                # One generator, several channels (Δ each), from C̄' directly; float32 too.
+                ck = s4.CauchyKernel64(m, L)
+                self.assertEqual(ck.length, L)
+                K2 = ck([dt, dt], np.stack([cp, cp]))
+                self.assertEqual(K2.shape, (2, L))
+                self.assertLess(rel_err(K2[1], truth), 1e-11)
+                K32 = s4.CauchyKernel32(m, L)(dt, cp)
+                self.assertEqual(K32.dtype, np.float32)
+                self.assertLess(rel_err(K32, truth), 1e-4)
+
+    def test_woodbury_S3_S4(self):
+        # The library's K̄ from NumPy's Woodbury form at the L roots of unity (L odd, so no z = −1).
+        d = s4.nplr_legs(16)
+        m = s4.to_dplr(d)
+        C = s4.random_C(1, 8, seed=2)[0]
+        dt, L = 0.05, 101
+        cp = s4.c_prime(m, C, dt, L)
+        z = np.exp(-2j * np.pi * np.arange(L) / L)
+        g = 2 / dt * (1 - z) / (1 + z)
+        lam, P, B = m.Lambda, m.P[:, 0], m.B
+
+        def cauchy(v):  # Σ over both halves (S5): v/(g − λ) + v̄/(g − λ̄)
+            return (v / (g[:, None] - lam) + np.conj(v) / (g[:, None] - np.conj(lam))).sum(1)
+
+        k00, k01, k10, k11 = cauchy(cp * B), cauchy(cp * P), cauchy(np.conj(P) * B), cauchy(np.conj(P) * P)
+        khat = 2 / (1 + z) * (k00 - k01 * k10 / (1 + k11))
+        self.assertLess(rel_err(np.fft.fft(s4.dplr_kernel(m, C, dt, L)), khat), 1e-11)
+        # ... and the library's kernel is the real model's powers of Ā (to_real, stage 4).
+        real = s4.to_real(m, C, D=0.25)
+        self.assertEqual((real.N, real.D), (16, 0.25))
+        np.testing.assert_allclose(s4.transform_C(d, 2 * (C @ d.V.conj().T).real), C, atol=1e-13)
+        Ab, Bb = bilinear_np(real.A, real.B, dt)
+        self.assertLess(rel_err(s4.dplr_kernel(m, C, dt, L), powers_kernel_np(Ab, Bb, real.C, L)), 1e-11)
+
+    def test_recurrence_S6(self):
+        m = s4.random_dplr(5, 1, seed=8)
+        C = s4.random_C(1, 5, seed=9)[0]
+        dt, D = 0.1, 0.5
+        At, Bf, Cf = full(m.Lambda, m.P, m.B, C)
+        Ab, Bb = bilinear_np(At, Bf, dt)
+        u = np.random.default_rng(1).standard_normal(300)
+        x, truth = np.zeros(10, complex), np.empty(300)
+        for k, uk in enumerate(u):
+            x = Ab @ x + Bb * uk
+            truth[k] = (Cf @ x).real + D * uk
+        for cls, tol in ((s4.Recurrence64, 1e-11), (s4.Recurrence32, 1e-4)):
+            r = cls(m, C, dt, D)
+            self.assertEqual(r.Nh, 5)
+            y = np.array([r.step(v) for v in u])
+            self.assertLess(rel_err(y, truth), tol)
+            r.reset()
+            self.assertAlmostEqual(r.step(u[0]), truth[0], delta=tol * abs(truth[0]))
+
+    def test_s4d_Q1_Q2(self):
+        N = 16
+        n = np.arange(N // 2)
+        inv, lin, legs = (s4.s4d_init(i, N) for i in ("inv", "lin", s4.S4DInit.LegS))
+        np.testing.assert_allclose(inv.Lambda, -0.5 + 1j * (N / np.pi) * (N / (2 * n + 1) - 1), rtol=1e-15)
+        np.testing.assert_allclose(lin.Lambda, -0.5 + 1j * np.pi * n, rtol=1e-15)
+        np.testing.assert_array_equal(inv.B, np.ones(N // 2))
+        d = s4.nplr_legs(N)
+        np.testing.assert_array_equal(legs.Lambda, d.Lambda)
+        np.testing.assert_array_equal(legs.B, d.B)
+        self.assertEqual((legs.rank, lin.rank), (0, 0))
+        self.assertEqual(s4.s4d_init_names(), ["legs", "inv", "lin"])
+        self.assertEqual(s4.s4d_init_name("inv"), "S4D-Inv")
+        self.assertEqual(s4.parse_s4d_init("lin"), s4.S4DInit.Lin)
+        C = s4.random_C(2, N // 2, seed=4)
+        L, dt = 300, np.array([0.02, 0.3])
+        k = np.arange(L)[:, None]
+        for m in (inv, lin, legs):
+            for method in ("zoh", "bilinear"):
+                truth = []
+                for h in range(2):
+                    dl = dt[h] * m.Lambda
+                    if method == "zoh":  # (Q1) Ā = e^{Δλ}, B̄ = (e^{Δλ} − 1)/λ · B
+                        Ab, Bb = np.exp(dl), np.expm1(dl) / m.Lambda * m.B
+                    else:  # (D3) for a diagonal A
+                        Ab, Bb = (1 + dl / 2) / (1 - dl / 2), dt[h] * m.B / (1 - dl / 2)
+                    truth.append(2 * ((C[h] * Bb) * Ab ** k).sum(1).real)  # Vandermonde, 2·Re
+                K = s4.s4d_kernels(m, dt, C, L, method)
+                self.assertEqual(K.shape, (2, L))
+                for h in range(2):
+                    self.assertLess(rel_err(K[h], truth[h]), 1e-11)
+                self.assertLess(rel_err(s4.s4d_kernel(m, C[1], dt[1], L, method), truth[1]), 1e-11)
+                K32 = s4.s4d_kernels(m, dt.astype(np.float32), C, L, method)
+                self.assertEqual(K32.dtype, np.float32)
+                self.assertLess(rel_err(K32[0], truth[0]), 1e-4)
+        self.assertEqual(s4.s4d_kernels(lin, np.float32(0.1), C[0], 5).dtype, np.float32)
+        self.assertEqual(s4.s4d_kernels(lin, 0.1, C[0], 5).shape, (5,))
+        # ZOH of the diagonal model == stage 2's ZOH (augmented expm) of its real form.
+        real = s4.to_real(lin, C[0])
+        Ad = scipy.linalg.expm(0.3 * real.A)
+        Bd = np.linalg.solve(real.A, (Ad - np.eye(N)) @ real.B)
+        self.assertLess(rel_err(s4.s4d_kernel(lin, C[0], 0.3, 50, "zoh"), powers_kernel_np(Ad, Bd, real.C, 50)), 1e-11)
+
+    def test_layer(self):
+        N, H, L = 16, 3, 200
+        layer = s4.legs_layer(N, H, dt_min=0.01, dt_max=0.1, seed=3)
+        self.assertEqual((layer.H, layer.model.N), (H, N))
+        np.testing.assert_allclose(layer.dt, [0.01, np.sqrt(0.001), 0.1], rtol=1e-14)
+        C = s4.random_C(H, N // 2, seed=3)  # the layer's readouts (documented init)
+        m = layer.model
+        U = np.random.default_rng(2).standard_normal((H, L))
+        truth_K, truth_Y = [], []
+        for h in range(H):
+            At, Bf, Cf = full(m.Lambda, m.P, m.B, C[h])
+            K = powers_kernel_np(*bilinear_np(At, Bf, layer.dt[h]), Cf, L)
+            truth_K.append(K)
+            truth_Y.append(np.convolve(K, U[h])[:L] + 1.0 * U[h])  # D = 1 (S4's skip)
+        self.assertLess(rel_err(layer.kernels(L), truth_K), 1e-11)
+        self.assertLess(rel_err(layer.conv(U), truth_Y), 1e-11)
+        self.assertLess(rel_err(layer.recurrent(U), truth_Y), 1e-11)
+        l32 = s4.legs_layer(N, H, 0.01, 0.1, seed=3, dtype=np.float32)
+        self.assertIsInstance(l32, s4.Layer32)
+        y32 = l32.conv(U.astype(np.float32))
+        self.assertEqual(y32.dtype, np.float32)
+        self.assertLess(rel_err(y32, truth_Y), 1e-4)
+        self.assertLess(rel_err(l32.recurrent(U), truth_Y), 1e-4)
+        # A layer made by hand: one channel, 1-D in and out, D = 0 by default.
+        one = s4.Layer64(s4.s4d_init("lin", 8), 0.1, C[:1, :4])
+        u = U[0]
+        K = s4.s4d_kernel(s4.s4d_init("lin", 8), C[0, :4], 0.1, L, "bilinear")
+        self.assertLess(rel_err(one.conv(u), np.convolve(K, u)[:L]), 1e-11)
+        self.assertEqual(one.recurrent(u).shape, (L,))
+
+    def test_long_memory_helpers(self):
+        # The baseline: LegS's size (‖B‖; ‖A‖_F before the shift by a multiple of I, which moves
+        # only the diagonal) and LegS's slowest rate, max Re λ = −1.
+        rnd = s4.random_like_legs(8, seed=2)
+        A, B = legs_np(8)
+        self.assertAlmostEqual(np.linalg.norm(rnd.B), np.linalg.norm(B), delta=1e-12 * np.linalg.norm(B))
+        self.assertAlmostEqual(np.max(np.linalg.eigvals(rnd.A).real), -1.0, delta=1e-10)
+        self.assertLess(np.linalg.norm(rnd.A - np.diag(np.diag(rnd.A))), np.linalg.norm(A))
+        s = ssm.make_ssm(ssm.Model(A, B, np.ones(8)), 0.1, "bilinear")
+        truth = [np.linalg.norm(np.linalg.matrix_power(s.Ab, k) @ s.Bb) for k in range(30)]
+        self.assertLess(rel_err(s4.impulse_state_norms(s, 30), truth), 1e-12)
+
+    def test_errors(self):
+        with self.assertRaisesRegex(ssm.Error, r"--N must be even and in \[2, 4096\]"):
+            s4.nplr_legs(7)
+        A, B = legs_np(8)
+        E = np.random.default_rng(3).standard_normal((8, 8))
+        with self.assertRaisesRegex(ssm.Error, "not normal enough: residual"):
+            s4.nplr(A + 1e-6 * E, s4.legs_low_rank(8), B)
+        with self.assertRaisesRegex(ssm.Error, "real eigenvalue"):
+            s4.nplr(np.diag([-1.0, -2, -3, -4]), np.zeros((4, 1)), np.ones(4))
+        with self.assertRaisesRegex(ssm.Error, r"A must be 2-D, got shape \(8,\)"):
+            s4.nplr(B, B, B)
+        with self.assertRaisesRegex(ssm.Error, "Re λ must be < 0"):
+            s4.Dplr([0.1 + 1j], None, [1.0])
+        with self.assertRaisesRegex(ssm.Error, "B̃ must have Nh = 2 entries"):
+            s4.Dplr([-1 + 1j, -1 + 2j], None, [1.0])
+        with self.assertRaisesRegex(ssm.Error, "Lambda must be an array of"):
+            s4.Dplr(["a"], None, [1.0])
+        m = s4.random_dplr(4, 1, seed=1)
+        C = np.ones(4)
+        with self.assertRaisesRegex(ssm.Error, "Δ must be finite and > 0, got 0"):
+            s4.dplr_kernel(m, C, 0.0, 10)
+        with self.assertRaisesRegex(ssm.Error, r"--L must be in \[1, 2\^26\], got 0"):
+            s4.dplr_kernel(m, C, 0.1, 0)
+        with self.assertRaisesRegex(ssm.Error, "C̃ must have Nh = 4 entries, got 3"):
+            s4.c_prime(m, np.ones(3), 0.1, 10)
+        with self.assertRaisesRegex(ssm.Error, "C̄' must be H × Nh = 1 × 4, got 1 × 3"):
+            s4.CauchyKernel64(m, 16)(0.1, np.ones(3))
+        with self.assertRaisesRegex(ssm.Error, "dt must have H = 2 entries, got 3"):
+            s4.CauchyKernel64(m, 16)([0.1, 0.1, 0.1], np.ones((2, 4)))
+        with self.assertRaisesRegex(ssm.Error, r"channel 1\): Δ must be finite and > 0"):
+            s4.CauchyKernel64(m, 16)([0.1, -0.1], np.ones((2, 4)))
+        with self.assertRaisesRegex(ssm.Error, "method must be zoh or bilinear, got euler"):
+            s4.s4d_kernel(m, C, 0.1, 10, "euler")
+        with self.assertRaisesRegex(ssm.Error, r"unknown S4D init 'foo' \(valid: legs, inv, lin\)"):
+            s4.s4d_init("foo", 8)
+        with self.assertRaisesRegex(ssm.Error, "init must be a name"):
+            s4.s4d_init(3, 8)
+        with self.assertRaisesRegex(ssm.Error, "need dt_min <= dt_max"):
+            s4.legs_layer(8, 2, 0.1, 0.01)
+        with self.assertRaisesRegex(ssm.Error, "dtype must be float32 or float64"):
+            s4.legs_layer(8, 2, dtype=np.int32)
+        with self.assertRaisesRegex(ssm.Error, "S4 layer: D must have H entries"):
+            s4.Layer64(m, 0.1, np.ones((2, 4)), D=np.ones(3))
+        layer = s4.legs_layer(8, 2)
+        with self.assertRaisesRegex(ssm.Error, "input has 3 channels, the layer 2"):
+            layer.conv(np.zeros((3, 10)))
+        with self.assertRaisesRegex(ssm.Error, r"C must be 2-D \(H, Nh\) or 1-D \(Nh,\), got shape \(1, 1, 4\)"):
+            s4.s4d_kernels(m, 0.1, np.ones((1, 1, 4)), 10)
 
 
 class Signals(unittest.TestCase):

@@ -126,6 +126,16 @@ def _rel_err(x, y):
     return d / scale if scale > 0 else d
 
 
+def _num(x, digits=6):
+    """A number for a message: '0.25', or '0.25+1.5i' for a complex one."""
+    x = complex(x) if np.iscomplexobj(x) else float(x)
+    if isinstance(x, complex) and abs(x.imag) <= 1e-12 * abs(x.real):
+        x = x.real
+    if isinstance(x, complex):
+        return "%.*g%+.*gi" % (digits, x.real, digits, x.imag)
+    return "%.*g" % (digits, x)
+
+
 def _describe(x):
     x = np.asarray(x)
     return "%s array of shape %s" % (x.dtype, x.shape)
@@ -150,8 +160,8 @@ def _diagnose(got, want, names, rtol, atol, index="k"):
         bad = np.argwhere(~np.isfinite(got_a))[0]
         return ["%s has a non-finite entry (NaN or inf) at index %s." % (names, tuple(bad))]
     if got_a.size == 1:
-        return ["%s = %.10g, expected %.10g (relative error %.2e > tolerance %.0e)."
-                % (names, got_a.item(), want.item(), _rel_err(got_a, want), rtol)]
+        return ["%s = %s, expected %s (relative error %.2e > tolerance %.0e)."
+                % (names, _num(got_a.item(), 10), _num(want.item(), 10), _rel_err(got_a, want), rtol)]
     out = []
     if _close(-got_a, want, rtol, atol):
         out.append("%s has the right size but the opposite sign." % names)
@@ -161,16 +171,16 @@ def _diagnose(got, want, names, rtol, atol, index="k"):
             ratio = got_a[nz] / want[nz]
             r0 = ratio.flat[0]
             if np.all(np.isfinite(ratio)) and abs(r0 - 1) > 1e-6 and np.allclose(ratio, r0, rtol=1e-8):
-                out.append("%s is off by a constant factor %.6g." % (names, r0))
+                out.append("%s is off by a constant factor %s." % (names, _num(r0)))
     if got_a.ndim == 1 and not out:
         err = np.abs(got_a - want) > atol + rtol * np.max(np.abs(want))
         first = int(np.argmax(err))
         if first > 0:
-            out.append("%s matches for %s < %d, then diverges (%s = %d: got %.6g, expected %.6g)."
-                       % (names, index, first, index, first, got_a[first], want[first]))
+            out.append("%s matches for %s < %d, then diverges (%s = %d: got %s, expected %s)."
+                       % (names, index, first, index, first, _num(got_a[first]), _num(want[first])))
         else:
-            out.append("%s is wrong from the first entry (%s = 0: got %.6g, expected %.6g)."
-                       % (names, index, got_a[0], want[0]))
+            out.append("%s is wrong from the first entry (%s = 0: got %s, expected %s)."
+                       % (names, index, _num(got_a[0]), _num(want[0])))
     if not out:
         out.append("%s differs from the library's: max relative error %.2e > tolerance %.0e."
                    % (names, _rel_err(got_a, want), rtol))
