@@ -224,6 +224,39 @@ void selective_state_update(const ScanParams<T>& p, const StepInputs<T>& in, std
     }
 }
 
+template <class T>
+void selective_scan_stepwise(const ScanParams<T>& p, const ScanInputs<T>& in,
+                             ScanOutputs<T>& out) {
+  validate(p, in, false);
+  const auto nb = static_cast<std::size_t>(in.batch), D = static_cast<std::size_t>(p.D),
+             N = static_cast<std::size_t>(p.N), L = static_cast<std::size_t>(in.L);
+  StepInputs<T> st;
+  st.batch = in.batch;
+  st.u.resize(nb * D);
+  st.delta.resize(nb * D);
+  if (!in.z.empty()) st.z.resize(nb * D);
+  st.B.resize(nb * N);
+  st.C.resize(nb * N);
+  out.h_last = in.h0.empty() ? std::vector<T>(nb * D * N, T(0)) : in.h0;
+  out.y.resize(nb * D * L);
+  std::vector<T> y;
+  for (std::size_t t = 0; t < L; ++t) {
+    for (std::size_t b = 0; b < nb; ++b) {
+      for (std::size_t d = 0; d < D; ++d) {
+        st.u[b * D + d] = in.u[(b * D + d) * L + t];
+        st.delta[b * D + d] = in.delta[(b * D + d) * L + t];
+        if (!in.z.empty()) st.z[b * D + d] = in.z[(b * D + d) * L + t];
+      }
+      for (std::size_t n = 0; n < N; ++n) {
+        st.B[b * N + n] = in.B[(b * N + n) * L + t];
+        st.C[b * N + n] = in.C[(b * N + n) * L + t];
+      }
+    }
+    selective_state_update(p, st, out.h_last, y);
+    for (std::size_t i = 0; i < nb * D; ++i) out.y[i * L + t] = y[i];
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Parallel (chunked associative) scan
 // ---------------------------------------------------------------------------------------------
@@ -562,6 +595,14 @@ void random_scan_problem(const ScanShape& s, std::uint64_t seed, ScanParams<T>& 
   fill(in.delta, nb * D * L, 0.5);
   fill(in.B, nb * N * L, 1.0);
   fill(in.C, nb * N * L, 1.0);
+  if (opt.constant_in_time) {  // every row takes the value of its first step
+    auto hold = [L](std::vector<T>& v) {
+      for (std::size_t r = 0; r < v.size() / L; ++r) std::fill_n(&v[r * L + 1], L - 1, v[r * L]);
+    };
+    hold(in.delta);
+    hold(in.B);
+    hold(in.C);
+  }
   if (opt.gate) fill(in.z, nb * D * L, 1.0);
   if (opt.initial_state) fill(in.h0, nb * D * N, 1.0);
 }
@@ -587,6 +628,8 @@ ScanInputs<To> cast_inputs(const ScanInputs<From>& in) {
                                   ScanOutputs<T>&, int);                                    \
   template void selective_scan_parallel<T>(const ScanParams<T>&, const ScanInputs<T>&,      \
                                            ScanOutputs<T>&, int, int);                      \
+  template void selective_scan_stepwise<T>(const ScanParams<T>&, const ScanInputs<T>&,       \
+                                           ScanOutputs<T>&);                                \
   template void selective_state_update<T>(const ScanParams<T>&, const StepInputs<T>&,       \
                                           std::vector<T>&, std::vector<T>&);                \
   template void random_scan_problem<T>(const ScanShape&, std::uint64_t, ScanParams<T>&,     \

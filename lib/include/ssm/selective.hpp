@@ -133,6 +133,13 @@ template <class T>
 void selective_state_update(const ScanParams<T>& p, const StepInputs<T>& in, std::vector<T>& h,
                             std::vector<T>& y);
 
+// Step mode over a whole sequence: selective_state_update token by token from in.h0, collecting
+// y (batch, D, L) and the final state. The scan must give the same (tested; printed by
+// ssm-mamba). O(batch·D·L·N).
+template <class T>
+void selective_scan_stepwise(const ScanParams<T>& p, const ScanInputs<T>& in,
+                             ScanOutputs<T>& out);
+
 // The (a, b) pair of the step h ↦ a h + b and its composition (M5): combine(first, second) is
 // "apply first, then second". Associative; identity (1, 0).
 template <class T>
@@ -154,6 +161,7 @@ struct ScanShape {
 struct RandomScanOptions {
   bool gate = true, skip = true, initial_state = false;
   ScanDiscretization disc = ScanDiscretization::Mamba;
+  bool constant_in_time = false;  // Δraw, B, C the same at every t (an LTI problem, for M7)
 };
 template <class T>
 void random_scan_problem(const ScanShape& s, std::uint64_t seed, ScanParams<T>& p,
@@ -165,7 +173,80 @@ ScanParams<To> cast_params(const ScanParams<From>& p);
 template <class To, class From>
 ScanInputs<To> cast_inputs(const ScanInputs<From>& in);
 
+// (M7) The same scan computed the stage 4 way, for inputs whose Δraw, B and C do not change
+// with t: each channel is then the LTI diagonal model Ā = diag(e^{ΔA_d}), B̄ from stage 2's
+// discretize (Method::MambaZOH for B̄ = ΔB, Method::ZOH), K̄ = (CB̄, CĀB̄, …) by repeated mat-vec
+// (kernel) and y = K̄ * u + D u by FFT (FFTConv). Requires no gate and h0 = 0 (the convolution
+// view starts from rest); throws Error naming what varies in time otherwise.
+// Cost O(batch·D·(N²·L + L log L)).
+std::vector<double> selective_scan_as_convolution(const ScanParams<double>& p,
+                                                  const ScanInputs<double>& in);
+
 // Mamba's Δ bias initialization (M6): the inverse softplus of Δ, Δ + log(−expm1(−Δ)).
 double inverse_softplus(double delta);
+
+// ---------------------------------------------------------------------------------------------
+// The selectivity lesson (hand-constructed parameters, no training)
+//
+// A sequence of L tokens; K of them, at random positions, are "content", the rest "filler".
+// Every token carries a digit v_t ∈ {1 … V} as its input u_t (content and filler digits come from
+// the same distribution) and a marker m_t (1 for content) that only Δ sees:
+//   selective model   Δ_t = softplus(w·m_t + b)  with b = −12 (Δ ≈ 6e-6 on filler: Ā ≈ 1,
+//                     B̄ ≈ 0, the token is ignored) and w so that Δ = delta_content on content;
+//   LTI model         the same N, A, B with w = 0: Δ_t = softplus(b') constant — a convolution.
+// One channel, A_n = −a0·(n+1), B_n = 1. After the sequence, the K content digits are read from
+// the final state h_L (N numbers) by a linear readout fitted by least squares on `train`
+// sequences and scored on `test` others: a digit is recalled when the readout rounds to it.
+// For the selective model h_L is (up to the ~1e-4 drift of the filler steps) the state of the
+// content tokens alone, a fixed invertible (Vandermonde) function of them, wherever they sit.
+// For the LTI model h_L mixes in every filler digit with a weight that depends on its position:
+// no readout can undo that, whatever the constant Δ (the best of a grid is reported).
+struct SelectivityConfig {
+  int L = 64, K = 4, N = 8, vocab = 8;
+  int train = 600, test = 400;
+  double delta_content = 1.0;  // Δ on content tokens (selective model)
+  double a0 = 0.5;             // A_n = −a0·(n+1)
+  std::uint64_t seed = 1;
+};
+
+struct SelectivityResult {
+  // One example sequence (the first test sequence).
+  std::vector<double> u;                 // (L) digits
+  std::vector<int> content;              // positions of the K content tokens
+  std::vector<double> delta_sel, delta_lti;  // (L) Δ_t of each model
+  Mat states_sel, states_lti;            // (N, L) h_t of each model (step mode)
+  // Recall on the test sequences.
+  double recall_sel = 0, recall_lti = 0, chance = 0;  // fractions of content digits recalled
+  double lti_delta = 0;                  // the constant Δ of the reported LTI model (best of grid)
+  std::vector<std::pair<double, double>> lti_grid;    // (Δ, recall) for every Δ tried
+  std::vector<double> truth, decoded_sel, decoded_lti;  // every test content digit and readouts
+};
+
+// Runs the lesson (reference scan in double, step mode for the example's states). Validates the
+// config: L in [2, 4096], K in [1, min(N, L/2)], N in [1, 32], vocab in [2, 100], train ≥ 2N,
+// test ≥ 1, delta_content in (0, 10], a0 in (0, 10]. Cost O((train + test)·L·N·grid).
+SelectivityResult selectivity_lesson(const SelectivityConfig& cfg);
+
+// ---------------------------------------------------------------------------------------------
+// Where float loses precision (the precision table of ssm-mamba)
+//
+// For Mamba-like random inputs of shape (1, D, L, N), without gate and skip (y = Σ_n C h: the
+// SSM's own output, so the D·u term does not dilute its error), the error of y against the
+// double reference (max |Δy| / max |y|) of runs that each change one thing:
+struct PrecisionRow {
+  int L = 0;
+  double inputs_only = 0;      // the double reference on inputs rounded to float: unavoidable
+  // The next three run on the rounded inputs and are compared with the double reference on
+  // those same inputs, so input rounding is out of them:
+  double coefficients = 0;     // Δ, Ā = exp2(Δ·A·log2 e), B̄u computed in float exactly as the
+                               // fast scan does (its softplus and exp); recurrence in double
+  double recurrence = 0;       // Ā, B̄u exact, rounded to float; h = Ā h + B̄u and y in float
+  double fast_float = 0;       // the fast float scan: everything in float
+  double bf16_state = 0;       // as `recurrence`, with h rounded to bfloat16 (8-bit mantissa)
+                               // after every step: what a low-precision state does
+  double memory_steps = 0;     // the slowest state's memory 1 / (Δ |A|)_min at typical Δ
+};
+// delta_scale multiplies Mamba's Δ (smaller Δ: longer memory, more steps accumulate).
+PrecisionRow precision_row(int D, int L, int N, double delta_scale, std::uint64_t seed);
 
 }  // namespace ssm
