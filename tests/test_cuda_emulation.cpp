@@ -35,7 +35,8 @@ TEST_CASE("the block scan (warp Kogge-Stone + warp totals + carry) gives every t
       Pair before[kWarp];
       for (int l = 0; l < kWarp; ++l) before[l] = incl[w * kWarp + l];
       for (int l = 0; l < kWarp; ++l)
-        incl[w * kWarp + l] = kogge_stone_step(before[l], l >= off ? before[l - off] : before[l], l, off);
+        incl[w * kWarp + l] =
+            kogge_stone_step(before[l], l >= off ? before[l - off] : before[l], l, off);
     }
   Pair totals[kWarps];
   for (int w = 0; w < kWarps; ++w) totals[w] = incl[w * kWarp + kWarp - 1];
@@ -62,11 +63,11 @@ TEST_CASE("CPU-emulated kernel == reference: chunk tails, partial channel blocks
     RandomScanOptions o;
   };
   const Case cases[] = {
-      {{1, 4, 512, 16}, {true, true, false}},            // exactly one chunk, one block
-      {{2, 9, 1300, 16}, {true, true, true}},            // 3 chunks with a tail; 3 blocks, last partial
-      {{1, 3, 100, 1}, {false, false, false}},           // L < chunk, N = 1, no gate, no D
+      {{1, 4, 512, 16}, {true, true, false}},   // exactly one chunk, one block
+      {{2, 9, 1300, 16}, {true, true, true}},   // 3 chunks with a tail; 3 blocks, last partial
+      {{1, 3, 100, 1}, {false, false, false}},  // L < chunk, N = 1, no gate, no D
       {{1, 5, 700, 33}, {true, true, true, ScanDiscretization::ZOH}},
-      {{3, 1, 1, 16}, {true, true, true}},               // L = 1
+      {{3, 1, 1, 16}, {true, true, true}},  // L = 1
   };
   for (const auto& c : cases) {
     CAPTURE(c.s.batch);
@@ -89,7 +90,8 @@ TEST_CASE("CPU-emulated kernel == reference: chunk tails, partial channel blocks
 TEST_CASE("supports() accepts what the kernel handles and names the reason otherwise") {
   CHECK(supports({1, 1536, 2048, 16}));
   CHECK(supports({8, 1, 1, 256}));
-  CHECK(unsupported_reason({1, 16, 100, 300}) == "N = 300 is outside [1, 256] (the carries live in shared memory)");
+  CHECK(unsupported_reason({1, 16, 100, 300}) ==
+        "N = 300 is outside [1, 256] (the carries live in shared memory)");
   CHECK(unsupported_reason({70000, 16, 100, 16}) == "batch = 70000 is outside [1, 65535] (grid y)");
   CHECK(!supports({1, 0, 100, 16}));
   CHECK(!supports({1, 16, 0, 16}));

@@ -25,18 +25,22 @@ int main() {
     std::printf("no CUDA device (%s): skipped\n", info.error.c_str());
     return 77;
   }
-  std::printf("device: %s, %d SMs, peak %.0f GB/s\n", info.name.c_str(), info.sm_count, info.peak_gbps);
+  std::printf("device: %s, %d SMs, peak %.0f GB/s\n", info.name.c_str(), info.sm_count,
+              info.peak_gbps);
   int failures = 0;
   auto expect = [&](bool ok, const char* what, double err, double tol) {
     std::printf("%-60s %.2e (tolerance %.0e) %s\n", what, err, tol, ok ? "ok" : "FAIL");
     failures += !ok;
   };
-  const ScanShape shapes[] = {{1, 4, 512, 16}, {2, 9, 1300, 16}, {1, 3, 100, 1}, {2, 67, 2048, 33}, {1, 768, 1024, 16}};
+  const ScanShape shapes[] = {
+      {1, 4, 512, 16}, {2, 9, 1300, 16}, {1, 3, 100, 1}, {2, 67, 2048, 33}, {1, 768, 1024, 16}};
   for (const auto& s : shapes) {
     for (bool zoh : {false, true}) {
       ScanParams<double> p;
       ScanInputs<double> in;
-      random_scan_problem<double>(s, 31, p, in, {true, true, true, zoh ? ScanDiscretization::ZOH : ScanDiscretization::Mamba});
+      random_scan_problem<double>(
+          s, 31, p, in,
+          {true, true, true, zoh ? ScanDiscretization::ZOH : ScanDiscretization::Mamba});
       const auto ref = selective_scan_reference(p, in);
       const auto pf = cast_params<float>(p);
       const auto inf = cast_inputs<float>(in);
@@ -50,11 +54,13 @@ int main() {
       }
       cuda::emulate_selective_scan(pf, inf, emu);
       char what[128];
-      std::snprintf(what, sizeof what, "(%d, %d, %d, %d)%s GPU vs double reference", s.batch, s.D, s.L, s.N, zoh ? " ZOH" : "");
+      std::snprintf(what, sizeof what, "(%d, %d, %d, %d)%s GPU vs double reference", s.batch, s.D,
+                    s.L, s.N, zoh ? " ZOH" : "");
       const double e1 = rel(gpu.y, ref.y), e2 = rel(gpu.h_last, ref.h_last);
       expect(e1 <= 2e-5 && e2 <= 2e-5, what, std::max(e1, e2), 2e-5);  // as the CPU float paths
       std::vector<double> emu_d(emu.y.begin(), emu.y.end());
-      std::snprintf(what, sizeof what, "(%d, %d, %d, %d)%s GPU vs CPU emulation", s.batch, s.D, s.L, s.N, zoh ? " ZOH" : "");
+      std::snprintf(what, sizeof what, "(%d, %d, %d, %d)%s GPU vs CPU emulation", s.batch, s.D, s.L,
+                    s.N, zoh ? " ZOH" : "");
       const double e3 = rel(gpu.y, emu_d);  // same decomposition; device vs libm exp2f/log1pf
       expect(e3 <= 1e-5, what, e3, 1e-5);
     }

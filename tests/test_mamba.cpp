@@ -22,7 +22,8 @@ Signals<T> random_tokens(Eigen::Index L, Eigen::Index d, std::uint64_t seed) {
 }
 
 template <class T>
-Signals<T> run_steps(const MambaModel<T>& m, const Signals<T>& X, std::vector<MambaLayerState<T>>& st) {
+Signals<T> run_steps(const MambaModel<T>& m, const Signals<T>& X,
+                     std::vector<MambaLayerState<T>>& st) {
   Signals<T> Y(X.rows(), X.cols());
   for (Eigen::Index t = 0; t < X.rows(); ++t) m.step(X.row(t).data(), Y.row(t).data(), st);
   return Y;
@@ -79,7 +80,8 @@ TEST_CASE("scan mode over a prompt == step mode token by token, double and float
     CHECK(test::rel_err(Yt, Ys) <= 1e-11);
     for (int l = 0; l < 2; ++l) {  // the states match too: conv window and h
       CHECK_CLOSE(st[std::size_t(l)].conv, st_scan[std::size_t(l)].conv, 1e-12, 1e-11);
-      const Eigen::Map<const Eigen::VectorXd> a(st[std::size_t(l)].ssm.data(), Eigen::Index(st[std::size_t(l)].ssm.size()));
+      const Eigen::Map<const Eigen::VectorXd> a(st[std::size_t(l)].ssm.data(),
+                                                Eigen::Index(st[std::size_t(l)].ssm.size()));
       const Eigen::Map<const Eigen::VectorXd> b(st_scan[std::size_t(l)].ssm.data(), a.size());
       CHECK(test::rel_err(a, b) <= 1e-11);
     }
@@ -131,15 +133,19 @@ TEST_CASE("the model is causal: changing token k leaves every output before k un
 TEST_CASE("bad configs and inputs throw Error with the name and the range") {
   MambaConfig cfg;
   cfg.d_state = 0;
-  CHECK_THROWS_WITH_AS(MambaModel<float>(cfg, 1), "Mamba config: d_state = 0 is out of range [1, 256]", Error);
+  CHECK_THROWS_WITH_AS(MambaModel<float>(cfg, 1),
+                       "Mamba config: d_state = 0 is out of range [1, 256]", Error);
   cfg = MambaConfig{};
   cfg.d_model = 5000;
-  CHECK_THROWS_WITH_AS(MambaModel<float>(cfg, 1), "Mamba config: d_model = 5000 is out of range [1, 4096]", Error);
+  CHECK_THROWS_WITH_AS(MambaModel<float>(cfg, 1),
+                       "Mamba config: d_model = 5000 is out of range [1, 4096]", Error);
   cfg = MambaConfig{};
   cfg.d_model = 8;
   MambaModel<float> m(cfg, 1);
   Signals<float> X = Signals<float>::Zero(10, 7), Y;
-  CHECK_THROWS_WITH_AS(m.forward(X, Y), "Mamba forward: input has 7 features per token, expected d_model = 8", Error);
+  CHECK_THROWS_WITH_AS(m.forward(X, Y),
+                       "Mamba forward: input has 7 features per token, expected d_model = 8",
+                       Error);
   X = Signals<float>::Zero(10, 8);
   X(3, 2) = NAN;
   CHECK_THROWS_AS(m.forward(X, Y), Error);

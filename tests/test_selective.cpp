@@ -17,7 +17,9 @@ namespace {
 template <class T>
 double rel(const std::vector<T>& a, const std::vector<double>& ref) {
   REQUIRE(a.size() == ref.size());
-  const Eigen::ArrayXd x = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(a.data(), Eigen::Index(a.size())).template cast<double>();
+  const Eigen::ArrayXd x =
+      Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(a.data(), Eigen::Index(a.size()))
+          .template cast<double>();
   return max_rel_diff(x, Eigen::Map<const Eigen::ArrayXd>(ref.data(), Eigen::Index(ref.size())));
 }
 
@@ -52,8 +54,8 @@ TEST_CASE("reference: one state with constant Δ matches the closed form, Mamba'
   std::mt19937_64 rng(5);
   std::normal_distribution<double> nd;
   for (bool zoh : {false, true}) {
-    ScanParams<double> p{1, 1, {-0.7}, {0.3}, {}, false,
-                         zoh ? ScanDiscretization::ZOH : ScanDiscretization::Mamba};
+    ScanParams<double> p{
+        1, 1, {-0.7}, {0.3}, {}, false, zoh ? ScanDiscretization::ZOH : ScanDiscretization::Mamba};
     ScanInputs<double> in;
     in.L = L;
     for (int t = 0; t < L; ++t) {
@@ -73,7 +75,7 @@ TEST_CASE("reference: the gate multiplies by silu(z) and softplus maps the raw �
   ScanParams<double> p{1, 1, {-1.0}, {0.5}, {0.25}, true, ScanDiscretization::Mamba};
   ScanInputs<double> in{1, 1, {2.0}, {0.1}, {3.0}, {4.0}, {-1.5}, {}};
   const double dt = std::log1p(std::exp(0.1 + 0.25));  // softplus(Δraw + bias)
-  const double h = dt * 3.0 * 2.0;                       // h_{-1} = 0: h_0 = B̄ u
+  const double h = dt * 3.0 * 2.0;                     // h_{-1} = 0: h_0 = B̄ u
   const double y = (4.0 * h + 0.5 * 2.0) * (-1.5 / (1 + std::exp(1.5)));
   const auto out = selective_scan_reference(p, in);
   CHECK(std::fabs(out.y[0] - y) <= 1e-15 * std::fabs(y));
@@ -111,14 +113,16 @@ TEST_CASE("M7: with constant Δ B C the selective scan equals stage 4's FFT conv
       Mat A = Mat::Zero(N, N);
       for (int n = 0; n < N; ++n) A(n, n) = p.A[std::size_t(d) * N + n];
       const Vec B = Eigen::Map<const Vec>(Bn.data(), N);
-      const auto dz = discretize(A, B, dt, disc == ScanDiscretization::ZOH ? Method::ZOH : Method::MambaZOH);
+      const auto dz =
+          discretize(A, B, dt, disc == ScanDiscretization::ZOH ? Method::ZOH : Method::MambaZOH);
       const auto s = make_ssm(dz, Eigen::Map<const RowVec>(Cn.data(), N), p.D_skip[d]);
       const Signals<double> K = kernel(s, L).transpose();
       Signals<double> U = Eigen::Map<const Signals<double>>(&in.u[std::size_t(d) * L], 1, L), Y;
       const VecT<double> Dv = VecT<double>::Constant(1, s.D);
       conv.convolve(K, U, Y, 1, &Dv);
       std::vector<double> want(Y.data(), Y.data() + L);
-      std::vector<double> got(out.y.begin() + std::ptrdiff_t(d) * L, out.y.begin() + std::ptrdiff_t(d + 1) * L);
+      std::vector<double> got(out.y.begin() + std::ptrdiff_t(d) * L,
+                              out.y.begin() + std::ptrdiff_t(d + 1) * L);
       // Rounding: the scan's recurrence ~ε·(memory length ≤ 1/(Δ|A|min) ≈ 1e3 steps) and the
       // FFT's ~ε·log M·‖K̄‖₁: ~1e-13 of max |y|; the bound is the project's 1e-10 (ISSUE 2).
       CHECK(rel(got, want) <= 1e-10);
@@ -134,10 +138,10 @@ TEST_CASE("fast scan == reference in double and float, tails and options include
   };
   const Case cases[] = {
       {{1, 16, 64, 16}, {true, true, false}, true},
-      {{2, 37, 301, 16}, {true, true, true}, true},     // D, L not multiples of 16 or 64
-      {{1, 5, 17, 5}, {false, false, false}, true},     // N = 5: the runtime-N path
-      {{3, 20, 130, 33}, {true, false, true}, false},   // N = 33, no softplus
-      {{1, 40, 1, 16}, {true, true, true}, true},       // L = 1
+      {{2, 37, 301, 16}, {true, true, true}, true},    // D, L not multiples of 16 or 64
+      {{1, 5, 17, 5}, {false, false, false}, true},    // N = 5: the runtime-N path
+      {{3, 20, 130, 33}, {true, false, true}, false},  // N = 33, no softplus
+      {{1, 40, 1, 16}, {true, true, true}, true},      // L = 1
       {{1, 24, 2048, 16}, {true, true, false, ScanDiscretization::ZOH}, true},
       {{2, 9, 100, 7}, {true, true, true, ScanDiscretization::ZOH}, true},
   };
@@ -216,7 +220,8 @@ TEST_CASE("combine (M5) is associative with identity (1, 0) and composes two ste
     const auto e = combine(ScanPair<double>{}, x);
     CHECK((e.a == x.a && e.b == x.b));
     const double h = ud(rng);  // "first x, then y" applied to h
-    CHECK(std::fabs(combine(x, y).a * h + combine(x, y).b - (y.a * (x.a * h + x.b) + y.b)) <= 1e-14);
+    CHECK(std::fabs(combine(x, y).a * h + combine(x, y).b - (y.a * (x.a * h + x.b) + y.b)) <=
+          1e-14);
   }
 }
 
@@ -251,7 +256,8 @@ TEST_CASE("step mode token by token == scan, and a scan continues from its final
         }
         selective_state_update(pt, st, h, y);
         for (int b = 0; b < B; ++b)
-          for (int d = 0; d < D; ++d) ys[(std::size_t(b) * D + d) * L + t] = double(y[std::size_t(b) * D + d]);
+          for (int d = 0; d < D; ++d)
+            ys[(std::size_t(b) * D + d) * L + t] = double(y[std::size_t(b) * D + d]);
       }
       const double tol = std::is_same_v<T, float> ? 2e-5 : 1e-13;  // as the scans above
       CHECK(rel(ys, ref.y) <= tol);
@@ -324,12 +330,15 @@ TEST_CASE("invalid inputs throw Error naming the array, the value and what was e
           "selective scan: u has 59 values, expected batch·D·L = 2·3·10 = 60");
     ScanOutputs<double> o;
     CHECK(error_of([&] { selective_scan(p, q, o); }).find("u has 59 values") != std::string::npos);
-    CHECK(error_of([&] { selective_scan_parallel(p, q, o); }).find("u has 59") != std::string::npos);
+    CHECK(error_of([&] { selective_scan_parallel(p, q, o); }).find("u has 59") !=
+          std::string::npos);
   }
   {
     auto q = in;
     q.B.resize(q.B.size() + 1);
-    CHECK(error_of([&] { selective_scan_reference(p, q); }).find("B has 81 values, expected batch·N·L") != std::string::npos);
+    CHECK(error_of([&] {
+            selective_scan_reference(p, q);
+          }).find("B has 81 values, expected batch·N·L") != std::string::npos);
   }
   {
     auto q = in;
@@ -338,12 +347,14 @@ TEST_CASE("invalid inputs throw Error naming the array, the value and what was e
           "selective scan: delta[0][1][3] = nan is not finite");
     q = in;
     q.C[5] = INFINITY;
-    CHECK(error_of([&] { validate(p, q); }).find("C[0][0][5] = inf is not finite") != std::string::npos);
+    CHECK(error_of([&] { validate(p, q); }).find("C[0][0][5] = inf is not finite") !=
+          std::string::npos);
   }
   {
     auto pp = p;
     pp.A[5] = 0.25;
-    CHECK(error_of([&] { selective_scan_reference(pp, in); }).find("A[1][1] = 0.25 must be < 0") != std::string::npos);
+    CHECK(error_of([&] { selective_scan_reference(pp, in); }).find("A[1][1] = 0.25 must be < 0") !=
+          std::string::npos);
     pp.A[5] = 0.0;
     CHECK(error_of([&] { validate(pp); }).find("A[1][1] = 0 must be < 0") != std::string::npos);
   }
@@ -361,11 +372,15 @@ TEST_CASE("invalid inputs throw Error naming the array, the value and what was e
     CHECK(error_of([&] { validate(pp); }) == "selective scan: D = 0 is out of range [1, 65536]");
     pp = p;
     pp.D_skip = {1.0, 2.0};
-    CHECK(error_of([&] { validate(pp); }).find("D_skip has 2 values, expected D = 3") != std::string::npos);
+    CHECK(error_of([&] { validate(pp); }).find("D_skip has 2 values, expected D = 3") !=
+          std::string::npos);
   }
   {
-    StepInputs<double> st{2, {1, 2, 3, 4, 5, 6}, {0, 0, 0, 0, 0, 0}, {}, std::vector<double>(8, 1.0), {1, 1, 1, 1, 1}};
+    StepInputs<double> st{2,  {1, 2, 3, 4, 5, 6},          {0, 0, 0, 0, 0, 0},
+                          {}, std::vector<double>(8, 1.0), {1, 1, 1, 1, 1}};
     std::vector<double> h, y;
-    CHECK(error_of([&] { selective_state_update(p, st, h, y); }).find("C has 5 values, expected batch·N") != std::string::npos);
+    CHECK(error_of([&] {
+            selective_state_update(p, st, h, y);
+          }).find("C has 5 values, expected batch·N") != std::string::npos);
   }
 }

@@ -82,7 +82,7 @@ TEST_CASE("exp and exp2 saturate to 0 and inf and keep NaN") {
   CHECK(ssm::simd::exp(splat<f64x8>(-1e4))[0] == 0.0);
   CHECK(ssm::simd::exp(splat<f64x8>(1e4))[0] == INFINITY);
   CHECK(std::isnan(ssm::simd::exp(splat<f64x8>(NAN))[0]));
-  CHECK(ssm::simd::exp(splat<f32x16>(0.0f))[5] == 1.0f);  // exactly
+  CHECK(ssm::simd::exp(splat<f32x16>(0.0f))[5] == 1.0f);   // exactly
   CHECK(ssm::simd::exp2(splat<f64x8>(-3.0))[5] == 0.125);  // exactly
 }
 

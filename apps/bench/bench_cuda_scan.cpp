@@ -11,7 +11,8 @@
 
 namespace {
 
-const ssm::ScanShape kShapes[] = {{1, 768, 1024, 16}, {1, 1536, 2048, 16}, {8, 1536, 2048, 16}, {8, 2048, 4096, 16}};
+const ssm::ScanShape kShapes[] = {
+    {1, 768, 1024, 16}, {1, 1536, 2048, 16}, {8, 1536, 2048, 16}, {8, 2048, 4096, 16}};
 
 void BM_CudaScan(benchmark::State& st) {
   static const ssm::cuda::DeviceInfo info = ssm::cuda::device_info();
@@ -35,15 +36,21 @@ void BM_CudaScan(benchmark::State& st) {
 
 }  // namespace
 
-BENCHMARK(BM_CudaScan)->DenseRange(0, 3)->ArgName("shape")->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CudaScan)
+    ->DenseRange(0, 3)
+    ->ArgName("shape")
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   const auto info = ssm::cuda::device_info();
   if (info.available)
-    std::printf("device: %s, %d SMs, peak memory bandwidth %.0f GB/s; GB/s below divided by it gives "
-                "the fraction of peak\n", info.name.c_str(), info.sm_count, info.peak_gbps);
+    std::printf(
+        "device: %s, %d SMs, peak memory bandwidth %.0f GB/s; GB/s below divided by it gives "
+        "the fraction of peak\n",
+        info.name.c_str(), info.sm_count, info.peak_gbps);
   else
     std::printf("no CUDA device (%s): the benchmarks are skipped\n", info.error.c_str());
   benchmark::RunSpecifiedBenchmarks();

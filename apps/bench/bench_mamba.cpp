@@ -38,7 +38,8 @@ Problem<T>& problem(int shape) {
 void counters(benchmark::State& st, const ssm::ScanShape& s, std::size_t elem_bytes) {
   const double el = double(s.batch) * s.D * s.L * s.N;
   st.SetItemsProcessed(static_cast<int64_t>(st.iterations() * el));
-  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * double(s.batch) * s.D * s.L * 4 * elem_bytes));
+  st.SetBytesProcessed(
+      static_cast<int64_t>(st.iterations() * double(s.batch) * s.D * s.L * 4 * elem_bytes));
   st.counters["batch"] = s.batch;
   st.counters["D"] = s.D;
   st.counters["L"] = s.L;
@@ -105,7 +106,12 @@ void shapes_threads(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_FastScan<float>)->Apply(shapes_threads);
 BENCHMARK(BM_FastScan<double>)->Apply(shapes_threads);
-BENCHMARK(BM_ParallelScan)->Args({1, 1})->Args({1, 2})->ArgNames({"shape", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ParallelScan)
+    ->Args({1, 1})
+    ->Args({1, 2})
+    ->ArgNames({"shape", "threads"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_Reference)->Arg(1)->ArgName("shape")->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_VExp2);
 BENCHMARK(BM_StdExp);

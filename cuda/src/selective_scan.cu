@@ -19,8 +19,8 @@ void check(cudaError_t e, const char* what) {
 // One block owns (sequence b = blockIdx.y, channels blockIdx.x·kChannelsPerBlock + 0…3). See the
 // header comment of scan_kernel.hpp for the decomposition.
 __global__ void __launch_bounds__(kThreads) selective_scan_kernel(ScanArgs a) {
-  __shared__ Pair s_warp[kWarps];    // warp totals of the current block-wide scan
-  __shared__ float s_carry[kMaxN];   // h_n entering the current chunk
+  __shared__ Pair s_warp[kWarps];   // warp totals of the current block-wide scan
+  __shared__ float s_carry[kMaxN];  // h_n entering the current chunk
   const int tid = threadIdx.x, lane = tid % kWarp, warp = tid / kWarp, b = blockIdx.y;
   for (int ch = 0; ch < kChannelsPerBlock; ++ch) {
     const int d = blockIdx.x * kChannelsPerBlock + ch;
@@ -107,9 +107,15 @@ struct DeviceArrays {
 };
 
 namespace {
-std::size_t bdl(const ScanArgs& a) { return std::size_t(a.batch) * a.D * a.L; }
-std::size_t bnl(const ScanArgs& a) { return std::size_t(a.batch) * a.N * a.L; }
-std::size_t bdn(const ScanArgs& a) { return std::size_t(a.batch) * a.D * a.N; }
+std::size_t bdl(const ScanArgs& a) {
+  return std::size_t(a.batch) * a.D * a.L;
+}
+std::size_t bnl(const ScanArgs& a) {
+  return std::size_t(a.batch) * a.N * a.L;
+}
+std::size_t bdn(const ScanArgs& a) {
+  return std::size_t(a.batch) * a.D * a.N;
+}
 
 template <class T>
 T* copy_in(const T* host, std::size_t n) {
@@ -178,12 +184,12 @@ void download(DeviceArrays* d) {
 void release(DeviceArrays* d) noexcept {
   if (!d) return;
   const ScanArgs& g = d->dev;
-  for (const void* p : {static_cast<const void*>(g.u), static_cast<const void*>(g.delta),
-                        static_cast<const void*>(g.A), static_cast<const void*>(g.B),
-                        static_cast<const void*>(g.C), static_cast<const void*>(g.D_skip),
-                        static_cast<const void*>(g.z), static_cast<const void*>(g.delta_bias),
-                        static_cast<const void*>(g.h0), static_cast<const void*>(g.y),
-                        static_cast<const void*>(g.h_last)})
+  for (const void* p :
+       {static_cast<const void*>(g.u), static_cast<const void*>(g.delta),
+        static_cast<const void*>(g.A), static_cast<const void*>(g.B), static_cast<const void*>(g.C),
+        static_cast<const void*>(g.D_skip), static_cast<const void*>(g.z),
+        static_cast<const void*>(g.delta_bias), static_cast<const void*>(g.h0),
+        static_cast<const void*>(g.y), static_cast<const void*>(g.h_last)})
     if (p) cudaFree(const_cast<void*>(p));
   if (d->start) cudaEventDestroy(d->start);
   if (d->stop) cudaEventDestroy(d->stop);

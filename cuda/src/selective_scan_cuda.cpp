@@ -35,14 +35,17 @@ ScanArgs checked_args(const ScanParams<float>& p, const ScanInputs<float>& in,
 
 DeviceScan::DeviceScan(const ScanParams<float>& p, const ScanInputs<float>& in) {
   const ScanArgs a = checked_args(p, in, out_);
-  const std::size_t bdl = std::size_t(in.batch) * p.D * in.L, bnl = std::size_t(in.batch) * p.N * in.L,
+  const std::size_t bdl = std::size_t(in.batch) * p.D * in.L,
+                    bnl = std::size_t(in.batch) * p.N * in.L,
                     bdn = std::size_t(in.batch) * p.D * p.N;
   bytes_ = sizeof(float) * (bdl * (2 + (a.z ? 1 : 0) + 1) + 2 * bnl + std::size_t(p.D) * p.N +
                             std::size_t(p.D) * 2 + (a.h0 ? bdn : 0) + bdn);
   dev_ = detail::upload(a);
 }
 
-DeviceScan::~DeviceScan() { detail::release(static_cast<detail::DeviceArrays*>(dev_)); }
+DeviceScan::~DeviceScan() {
+  detail::release(static_cast<detail::DeviceArrays*>(dev_));
+}
 
 double DeviceScan::run(int iterations) {
   require(iterations >= 1, "DeviceScan::run: iterations must be >= 1");

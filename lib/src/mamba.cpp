@@ -51,8 +51,9 @@ MambaModel<T>::MambaModel(const MambaConfig& cfg, std::uint64_t seed) : cfg_(cfg
   check_range("expand", cfg.expand, 1, 8);
   check_range("n_layers", cfg.n_layers, 1, 64);
   check_range("dt_rank", cfg.rank(), 1, 4096);
-  require(cfg.dt_min > 0 && cfg.dt_min <= cfg.dt_max && std::isfinite(cfg.dt_max),
-          "Mamba config: need 0 < dt_min <= dt_max, got " + fmt(cfg.dt_min) + ", " + fmt(cfg.dt_max));
+  require(
+      cfg.dt_min > 0 && cfg.dt_min <= cfg.dt_max && std::isfinite(cfg.dt_max),
+      "Mamba config: need 0 < dt_min <= dt_max, got " + fmt(cfg.dt_min) + ", " + fmt(cfg.dt_max));
   const int dm = cfg.d_model, di = cfg.d_inner(), N = cfg.d_state, R = cfg.rank(), K = cfg.d_conv;
   for (int l = 0; l < cfg.n_layers; ++l) {
     std::mt19937_64 rng(mix_seed(seed, std::uint64_t(l) + 100));
@@ -61,11 +62,13 @@ MambaModel<T>::MambaModel(const MambaConfig& cfg, std::uint64_t seed) : cfg_(cfg
     w.conv_w = uniform<T>(rng, di, K, 1.0 / std::sqrt(double(K)));  // fan_in = 1 channel · K taps
     w.conv_b = uniform<T>(rng, di, 1, 1.0 / std::sqrt(double(K)));
     w.x_proj = uniform<T>(rng, R + 2 * N, di, 1.0 / std::sqrt(double(di)));
-    w.dt_proj = uniform<T>(rng, di, R, 1.0 / std::sqrt(double(R)));  // dt_init_std = dt_rank^−½ (M6)
+    w.dt_proj =
+        uniform<T>(rng, di, R, 1.0 / std::sqrt(double(R)));  // dt_init_std = dt_rank^−½ (M6)
     w.dt_bias.resize(di);
     std::uniform_real_distribution<double> u01(0.0, 1.0);
     for (int c = 0; c < di; ++c) {  // Δ log-uniform in [dt_min, dt_max], floored (M6)
-      double dt = std::exp(std::log(cfg.dt_min) + u01(rng) * (std::log(cfg.dt_max) - std::log(cfg.dt_min)));
+      double dt =
+          std::exp(std::log(cfg.dt_min) + u01(rng) * (std::log(cfg.dt_max) - std::log(cfg.dt_min)));
       dt = std::max(dt, cfg.dt_init_floor);
       w.dt_bias(c) = static_cast<T>(inverse_softplus(dt));
     }
@@ -74,7 +77,8 @@ MambaModel<T>::MambaModel(const MambaConfig& cfg, std::uint64_t seed) : cfg_(cfg
       for (int n = 0; n < N; ++n) w.A_log(c, n) = static_cast<T>(std::log(double(n + 1)));  // (M6)
     w.D = VecT<T>::Ones(di);
     // Pre-norm residual rescaling: out_proj / √(n_layers) (one residual per layer).
-    w.out_proj = uniform<T>(rng, dm, di, 1.0 / std::sqrt(double(di)) / std::sqrt(double(cfg.n_layers)));
+    w.out_proj =
+        uniform<T>(rng, dm, di, 1.0 / std::sqrt(double(di)) / std::sqrt(double(cfg.n_layers)));
     w.norm_w = VecT<T>::Ones(dm);
     blocks_.push_back(std::move(w));
   }
@@ -86,7 +90,8 @@ MambaModel<T>::MambaModel(const MambaConfig& cfg, std::uint64_t seed) : cfg_(cfg
     p.A.resize(std::size_t(di) * N);
     for (int c = 0; c < di; ++c)
       for (int n = 0; n < N; ++n)
-        p.A[std::size_t(c) * N + n] = static_cast<T>(-std::exp(double(w.A_log(c, n))));  // A = −exp(A_log)
+        p.A[std::size_t(c) * N + n] =
+            static_cast<T>(-std::exp(double(w.A_log(c, n))));  // A = −exp(A_log)
     p.D_skip.assign(w.D.data(), w.D.data() + di);
     p.delta_bias.assign(w.dt_bias.data(), w.dt_bias.data() + di);
     p.delta_softplus = true;
@@ -134,8 +139,8 @@ void MambaModel<T>::block_forward(int l, const Signals<T>& h, Signals<T>& out,
       in.u[std::size_t(c * L + t)] = xc(t, c);
       in.z[std::size_t(c * L + t)] = xz(t, di + c);
     }
-  const Signals<T> xdbl = xc * w.x_proj.transpose();                  // (L, R + 2N): δ | B | C
-  const Signals<T> draw = xdbl.leftCols(R) * w.dt_proj.transpose();   // (L, d_inner): Δraw
+  const Signals<T> xdbl = xc * w.x_proj.transpose();                 // (L, R + 2N): δ | B | C
+  const Signals<T> draw = xdbl.leftCols(R) * w.dt_proj.transpose();  // (L, d_inner): Δraw
   for (Eigen::Index t = 0; t < L; ++t) {
     for (Eigen::Index c = 0; c < di; ++c) in.delta[std::size_t(c * L + t)] = draw(t, c);
     for (Eigen::Index n = 0; n < N; ++n) {
@@ -145,7 +150,7 @@ void MambaModel<T>::block_forward(int l, const Signals<T>& h, Signals<T>& out,
   }
   ScanOutputs<T> so;
   selective_scan(scan_[static_cast<std::size_t>(l)], in, so, threads);  // (M1–M4), gated by z
-  const Eigen::Map<const Signals<T>> Y(so.y.data(), di, L);            // (d_inner, L)
+  const Eigen::Map<const Signals<T>> Y(so.y.data(), di, L);             // (d_inner, L)
   out = Y.transpose() * w.out_proj.transpose();                         // (L, d_model)
   if (st) {  // the state step() continues from: the conv's last K inputs and the scan's h
     st->conv = MatT<T>::Zero(di, K);
@@ -160,9 +165,9 @@ void MambaModel<T>::block_forward(int l, const Signals<T>& h, Signals<T>& out,
 template <class T>
 void MambaModel<T>::forward(const Signals<T>& X, Signals<T>& Y,
                             std::vector<MambaLayerState<T>>* state, int threads) const {
-  require(X.cols() == cfg_.d_model, "Mamba forward: input has " + std::to_string(X.cols()) +
-                                        " features per token, expected d_model = " +
-                                        std::to_string(cfg_.d_model));
+  require(X.cols() == cfg_.d_model,
+          "Mamba forward: input has " + std::to_string(X.cols()) +
+              " features per token, expected d_model = " + std::to_string(cfg_.d_model));
   require(X.rows() >= 1, "Mamba forward: L = 0 tokens (expected at least 1)");
   require(X.allFinite(), "Mamba forward: the input holds non-finite values");
   if (state) state->assign(static_cast<std::size_t>(cfg_.n_layers), MambaLayerState<T>{});
@@ -189,8 +194,7 @@ void MambaModel<T>::step(const T* x_in, T* y_out, std::vector<MambaLayerState<T>
   for (int l = 0; l < cfg_.n_layers; ++l) {
     const auto& w = blocks_[static_cast<std::size_t>(l)];
     auto& st = state[static_cast<std::size_t>(l)];
-    require(st.conv.rows() == di && st.conv.cols() == K &&
-                st.ssm.size() == std::size_t(di * N),
+    require(st.conv.rows() == di && st.conv.cols() == K && st.ssm.size() == std::size_t(di * N),
             "Mamba step: layer " + std::to_string(l) + " state has the wrong shape");
     rms_norm(x, w.norm_w, cfg_.rms_eps, h);
     const VecT<T> xz = w.in_proj * h.row(0).transpose();  // (2·d_inner)
@@ -199,8 +203,8 @@ void MambaModel<T>::step(const T* x_in, T* y_out, std::vector<MambaLayerState<T>
     st.conv.col(K - 1) = xz.head(di);
     VecT<T> xc = (st.conv.cwiseProduct(w.conv_w)).rowwise().sum() + w.conv_b;
     for (Eigen::Index c = 0; c < di; ++c) xc(c) = silu(xc(c));
-    const VecT<T> xdbl = w.x_proj * xc;                      // δ | B | C
-    const VecT<T> draw = w.dt_proj * xdbl.head(R);          // Δraw (d_inner)
+    const VecT<T> xdbl = w.x_proj * xc;             // δ | B | C
+    const VecT<T> draw = w.dt_proj * xdbl.head(R);  // Δraw (d_inner)
     in.u.assign(xc.data(), xc.data() + di);
     in.delta.assign(draw.data(), draw.data() + di);
     in.z.assign(xz.data() + di, xz.data() + 2 * di);

@@ -94,19 +94,19 @@ void validate(const ScanParams<T>& p, const ScanInputs<T>& in, bool check_values
           "selective scan: L = " + std::to_string(in.L) + " is out of range [1, 2^26]");
   const auto b = static_cast<std::size_t>(in.batch), D = static_cast<std::size_t>(p.D),
              N = static_cast<std::size_t>(p.N), L = static_cast<std::size_t>(in.L);
-  const std::string bdl = "batch·D·L = " + std::to_string(b) + "·" + std::to_string(D) + "·" +
-                          std::to_string(L);
-  const std::string bnl = "batch·N·L = " + std::to_string(b) + "·" + std::to_string(N) + "·" +
-                          std::to_string(L);
+  const std::string bdl =
+      "batch·D·L = " + std::to_string(b) + "·" + std::to_string(D) + "·" + std::to_string(L);
+  const std::string bnl =
+      "batch·N·L = " + std::to_string(b) + "·" + std::to_string(N) + "·" + std::to_string(L);
   check_size(in.u, b * D * L, "u", bdl);
   check_size(in.delta, b * D * L, "delta", bdl);
   check_size(in.B, b * N * L, "B", bnl);
   check_size(in.C, b * N * L, "C", bnl);
   if (!in.z.empty()) check_size(in.z, b * D * L, "z", bdl);
   if (!in.h0.empty())
-    check_size(in.h0, b * D * N, "h0",
-               "batch·D·N = " + std::to_string(b) + "·" + std::to_string(D) + "·" +
-                   std::to_string(N));
+    check_size(
+        in.h0, b * D * N, "h0",
+        "batch·D·N = " + std::to_string(b) + "·" + std::to_string(D) + "·" + std::to_string(N));
   if (!check_values) return;
   check_finite3(in.u, "u", D, L);
   check_finite3(in.delta, "delta", D, L);
@@ -174,14 +174,14 @@ ScanOutputs<double> selective_scan_reference(const ScanParams<double>& p,
     for (std::size_t d = 0; d < D; ++d) {
       for (std::size_t n = 0; n < N; ++n) h[n] = in.h0.empty() ? 0.0 : in.h0[(b * D + d) * N + n];
       for (std::size_t t = 0; t < L; ++t) {
-        const std::size_t i = (b * D + d) * L + t;  // (b, d, t)
+        const std::size_t i = (b * D + d) * L + t;      // (b, d, t)
         const double dt = delta_of(p, in.delta[i], d);  // (M1)
         double sum = 0.0;
         for (std::size_t n = 0; n < N; ++n) {
           const std::size_t j = (b * N + n) * L + t;  // (b, n, t)
           const auto [a, bu] = step_pair(p.disc, dt, p.A[d * N + n], in.B[j], in.u[i]);  // (M2)
-          h[n] = a * h[n] + bu;                                                             // (M3)
-          sum += in.C[j] * h[n];                                                            // (M4)
+          h[n] = a * h[n] + bu;                                                          // (M3)
+          sum += in.C[j] * h[n];                                                         // (M4)
         }
         out.y[i] = output(p, sum, in.u[i], in.z.empty() ? nullptr : &in.z[i], d);
       }
@@ -197,8 +197,8 @@ template <class T>
 void selective_state_update(const ScanParams<T>& p, const StepInputs<T>& in, std::vector<T>& h,
                             std::vector<T>& y) {
   validate(p);
-  require(in.batch >= 1, "selective_state_update: batch = " + std::to_string(in.batch) +
-                             " must be >= 1");
+  require(in.batch >= 1,
+          "selective_state_update: batch = " + std::to_string(in.batch) + " must be >= 1");
   const auto nb = static_cast<std::size_t>(in.batch), D = static_cast<std::size_t>(p.D),
              N = static_cast<std::size_t>(p.N);
   check_size(in.u, nb * D, "u", "batch·D");
@@ -225,8 +225,7 @@ void selective_state_update(const ScanParams<T>& p, const StepInputs<T>& in, std
 }
 
 template <class T>
-void selective_scan_stepwise(const ScanParams<T>& p, const ScanInputs<T>& in,
-                             ScanOutputs<T>& out) {
+void selective_scan_stepwise(const ScanParams<T>& p, const ScanInputs<T>& in, ScanOutputs<T>& out) {
   validate(p, in, false);
   const auto nb = static_cast<std::size_t>(in.batch), D = static_cast<std::size_t>(p.D),
              N = static_cast<std::size_t>(p.N), L = static_cast<std::size_t>(in.L);
@@ -261,13 +260,14 @@ void selective_scan_stepwise(const ScanParams<T>& p, const ScanInputs<T>& in,
 // Parallel (chunked associative) scan
 // ---------------------------------------------------------------------------------------------
 template <class T>
-void selective_scan_parallel(const ScanParams<T>& p, const ScanInputs<T>& in,
-                             ScanOutputs<T>& out, int threads, int chunks) {
+void selective_scan_parallel(const ScanParams<T>& p, const ScanInputs<T>& in, ScanOutputs<T>& out,
+                             int threads, int chunks) {
   validate(p, in, false);
   const int nt = thread_count(threads);
   const auto nb = static_cast<std::size_t>(in.batch), D = static_cast<std::size_t>(p.D),
              N = static_cast<std::size_t>(p.N), L = static_cast<std::size_t>(in.L);
-  const std::size_t P = std::min<std::size_t>(L, chunks > 0 ? std::size_t(chunks) : std::size_t(nt));
+  const std::size_t P =
+      std::min<std::size_t>(L, chunks > 0 ? std::size_t(chunks) : std::size_t(nt));
   const std::size_t S = nb * D * N;  // number of independent scalar recurrences (b, d, n)
   auto chunk_begin = [&](std::size_t c) { return c * L / P; };
   out.y.assign(nb * D * L, T(0));
@@ -285,8 +285,8 @@ void selective_scan_parallel(const ScanParams<T>& p, const ScanInputs<T>& in,
           const std::size_t i = (b * D + d) * L + t;
           const T dt = delta_of(p, in.delta[i], d);
           for (std::size_t n = 0; n < N; ++n)
-            g[n] = combine(g[n], step_pair(p.disc, dt, p.A[d * N + n], in.B[(b * N + n) * L + t],
-                                           in.u[i]));
+            g[n] = combine(
+                g[n], step_pair(p.disc, dt, p.A[d * N + n], in.B[(b * N + n) * L + t], in.u[i]));
         }
       }
 
@@ -366,7 +366,7 @@ inline void store_n(simd::Elem<V>* p, V v, int n) {
 template <class V>
 inline V load_upto(const simd::Elem<V>* p, int n) {
   return n == static_cast<int>(sizeof(V) / sizeof(simd::Elem<V>)) ? simd::load<V>(p)
-                                                                   : load_n<V>(p, n);
+                                                                  : load_n<V>(p, n);
 }
 
 // Asks for the cache lines of [p, p + n) ahead of their use (the rows of a group are 16
@@ -475,10 +475,10 @@ void scan_group(const FastCtx<T>& cx, Scratch<T>& s, std::size_t b, std::size_t 
       V y0 = V{}, y1 = V{};
 #pragma GCC unroll 16
       for (int n = 0; n < N; ++n) {
-        const V a = simd::exp2(dt * A2[n]);  // Ā = e^{ΔA} (M2)
-        V bu = du * Bt[n];                   // B̄u = Δ B u (D6)
+        const V a = simd::exp2(dt * A2[n]);                // Ā = e^{ΔA} (M2)
+        V bu = du * Bt[n];                                 // B̄u = Δ B u (D6)
         if constexpr (ZOH) bu = bu * phi1(dt * An[n], a);  // (D5): Δ φ₁(ΔA) B u
-        h[n] = a * h[n] + bu;                             // (M3)
+        h[n] = a * h[n] + bu;                              // (M3)
         if (n & 1)
           y1 += Ct[n] * h[n];  // (M4), two accumulators to halve the add chain
         else
@@ -522,24 +522,30 @@ void selective_scan(const ScanParams<T>& p, const ScanInputs<T>& in, ScanOutputs
                     int threads) {
   validate(p, in, false);
   const int nt = thread_count(threads);
-  FastCtx<T> cx{&p, &in, &out, static_cast<std::size_t>(p.D), static_cast<std::size_t>(p.N),
-                static_cast<std::size_t>(in.L), {}, {}};
+  FastCtx<T> cx{&p,
+                &in,
+                &out,
+                static_cast<std::size_t>(p.D),
+                static_cast<std::size_t>(p.N),
+                static_cast<std::size_t>(in.L),
+                {},
+                {}};
   const auto nb = static_cast<std::size_t>(in.batch), D = cx.D, N = cx.N, L = cx.L;
   out.y.resize(nb * D * L);
   out.h_last.resize(nb * D * N);
   cx.BT.resize(nb * L * N);
   cx.CT.resize(nb * L * N);
   const std::size_t groups = (D + kW<T> - 1) / kW<T>;
+  // B, C: (batch, N, L) → (batch, L, N), before the threads start (a few µs of work, and one
+  // barrier fewer: on a shared machine a barrier waits for the slowest thread's time slice).
+  for (std::size_t b = 0; b < nb; ++b)
+    for (std::size_t n = 0; n < N; ++n)
+      for (std::size_t t = 0; t < L; ++t) {
+        cx.BT[(b * L + t) * N + n] = in.B[(b * N + n) * L + t];
+        cx.CT[(b * L + t) * N + n] = in.C[(b * N + n) * L + t];
+      }
 #pragma omp parallel num_threads(nt)
   {
-    // B, C: (batch, N, L) → (batch, L, N), split over threads by time.
-#pragma omp for schedule(static) collapse(2)
-    for (std::size_t b = 0; b < nb; ++b)
-      for (std::size_t t = 0; t < L; ++t)
-        for (std::size_t n = 0; n < N; ++n) {
-          cx.BT[(b * L + t) * N + n] = in.B[(b * N + n) * L + t];
-          cx.CT[(b * L + t) * N + n] = in.C[(b * N + n) * L + t];
-        }
     auto scratch = std::make_unique<Scratch<T>>();
     // Dynamic: on a shared machine one core may be slower; groups are ~0.2 ms of work each.
 #pragma omp for schedule(dynamic, 1)
@@ -610,29 +616,29 @@ void random_scan_problem(const ScanShape& s, std::uint64_t seed, ScanParams<T>& 
 template <class To, class From>
 ScanParams<To> cast_params(const ScanParams<From>& p) {
   auto cv = [](const std::vector<From>& v) { return std::vector<To>(v.begin(), v.end()); };
-  return ScanParams<To>{p.D, p.N, cv(p.A), cv(p.D_skip), cv(p.delta_bias), p.delta_softplus,
+  return ScanParams<To>{p.D,   p.N, cv(p.A), cv(p.D_skip), cv(p.delta_bias), p.delta_softplus,
                         p.disc};
 }
 
 template <class To, class From>
 ScanInputs<To> cast_inputs(const ScanInputs<From>& in) {
   auto cv = [](const std::vector<From>& v) { return std::vector<To>(v.begin(), v.end()); };
-  return ScanInputs<To>{in.batch, in.L,    cv(in.u), cv(in.delta),
-                        cv(in.B),  cv(in.C), cv(in.z), cv(in.h0)};
+  return ScanInputs<To>{in.batch, in.L,     cv(in.u), cv(in.delta),
+                        cv(in.B), cv(in.C), cv(in.z), cv(in.h0)};
 }
 
-#define SSM_SELECTIVE_INSTANTIATE(T)                                                        \
-  template void validate<T>(const ScanParams<T>&, const ScanInputs<T>&, bool);             \
-  template void validate<T>(const ScanParams<T>&);                                          \
-  template void selective_scan<T>(const ScanParams<T>&, const ScanInputs<T>&,               \
-                                  ScanOutputs<T>&, int);                                    \
-  template void selective_scan_parallel<T>(const ScanParams<T>&, const ScanInputs<T>&,      \
-                                           ScanOutputs<T>&, int, int);                      \
-  template void selective_scan_stepwise<T>(const ScanParams<T>&, const ScanInputs<T>&,       \
-                                           ScanOutputs<T>&);                                \
-  template void selective_state_update<T>(const ScanParams<T>&, const StepInputs<T>&,       \
-                                          std::vector<T>&, std::vector<T>&);                \
-  template void random_scan_problem<T>(const ScanShape&, std::uint64_t, ScanParams<T>&,     \
+#define SSM_SELECTIVE_INSTANTIATE(T)                                                           \
+  template void validate<T>(const ScanParams<T>&, const ScanInputs<T>&, bool);                 \
+  template void validate<T>(const ScanParams<T>&);                                             \
+  template void selective_scan<T>(const ScanParams<T>&, const ScanInputs<T>&, ScanOutputs<T>&, \
+                                  int);                                                        \
+  template void selective_scan_parallel<T>(const ScanParams<T>&, const ScanInputs<T>&,         \
+                                           ScanOutputs<T>&, int, int);                         \
+  template void selective_scan_stepwise<T>(const ScanParams<T>&, const ScanInputs<T>&,         \
+                                           ScanOutputs<T>&);                                   \
+  template void selective_state_update<T>(const ScanParams<T>&, const StepInputs<T>&,          \
+                                          std::vector<T>&, std::vector<T>&);                   \
+  template void random_scan_problem<T>(const ScanShape&, std::uint64_t, ScanParams<T>&,        \
                                        ScanInputs<T>&, const RandomScanOptions&);
 SSM_SELECTIVE_INSTANTIATE(float)
 SSM_SELECTIVE_INSTANTIATE(double)

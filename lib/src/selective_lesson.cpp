@@ -2,8 +2,8 @@
 // float precision study (declared in ssm/selective.hpp).
 #include <Eigen/QR>
 #include <algorithm>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "ssm/convolution.hpp"
@@ -14,7 +14,9 @@ namespace ssm {
 
 namespace {
 
-double softplus_d(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+double softplus_d(double x) {
+  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
 
 void check_int(const char* name, long long v, long long lo, long long hi) {
   if (v < lo || v > hi)
@@ -73,7 +75,8 @@ Mat final_states(const SelectivityConfig& c, const Sequences& s, double w, doubl
 Mat content_digits(const SelectivityConfig& c, const Sequences& s) {
   Mat V(s.count, c.K);
   for (int i = 0; i < s.count; ++i)
-    for (int k = 0; k < c.K; ++k) V(i, k) = s.u[std::size_t(i) * c.L + s.content[std::size_t(i)][std::size_t(k)]];
+    for (int k = 0; k < c.K; ++k)
+      V(i, k) = s.u[std::size_t(i) * c.L + s.content[std::size_t(i)][std::size_t(k)]];
   return V;
 }
 
@@ -146,8 +149,8 @@ SelectivityResult selectivity_lesson(const SelectivityConfig& c) {
   r.chance = 1.0 / c.vocab;
   // Selective: bias −12 (Δ ≈ 6e-6 on filler), w lifts Δ to delta_content on content (M1).
   const double b_sel = -12.0, w_sel = inverse_softplus(c.delta_content) - b_sel;
-  const Mat dec_sel = fit_and_decode(final_states(c, tr, w_sel, b_sel), Vtr,
-                                     final_states(c, te, w_sel, b_sel));
+  const Mat dec_sel =
+      fit_and_decode(final_states(c, tr, w_sel, b_sel), Vtr, final_states(c, te, w_sel, b_sel));
   r.recall_sel = recall(dec_sel, Vte);
   // LTI: w = 0; the constant Δ from a grid spanning "forgets within a token" to "remembers the
   // whole sequence"; the best is reported.
@@ -234,10 +237,12 @@ std::vector<double> selective_scan_as_convolution(const ScanParams<double>& p,
         B(Eigen::Index(n)) = in.B[(b * N + n) * L];
         C(Eigen::Index(n)) = in.C[(b * N + n) * L];
       }
-      const Method m = p.disc == ScanDiscretization::ZOH ? Method::ZOH : Method::MambaZOH;  // (D5)/(D6)
+      const Method m =
+          p.disc == ScanDiscretization::ZOH ? Method::ZOH : Method::MambaZOH;  // (D5)/(D6)
       const auto s = make_ssm(discretize(A, B, dt, m), C, p.D_skip.empty() ? 0.0 : p.D_skip[d]);
       const Signals<double> K = kernel(s, L).transpose();  // (K1)
-      const Signals<double> U = Eigen::Map<const Signals<double>>(&in.u[(b * D + d) * L], 1, Eigen::Index(L));
+      const Signals<double> U =
+          Eigen::Map<const Signals<double>>(&in.u[(b * D + d) * L], 1, Eigen::Index(L));
       Signals<double> Y;
       const VecT<double> Dv = VecT<double>::Constant(1, s.D);
       conv.convolve(K, U, Y, 1, &Dv);  // (K2)

@@ -37,8 +37,8 @@ struct MambaConfig {
   int d_model = 64;
   int d_state = 16;  // N
   int d_conv = 4;
-  int expand = 2;    // d_inner = expand · d_model
-  int dt_rank = 0;   // 0: ⌈d_model / 16⌉
+  int expand = 2;   // d_inner = expand · d_model
+  int dt_rank = 0;  // 0: ⌈d_model / 16⌉
   int n_layers = 2;
   double dt_min = 1e-3, dt_max = 1e-1, dt_init_floor = 1e-4;
   double rms_eps = 1e-5;
@@ -65,7 +65,7 @@ struct MambaBlockWeights {
 // Step-mode state of one layer.
 template <class T>
 struct MambaLayerState {
-  MatT<T> conv;       // (d_inner, d_conv): the conv's input window, oldest first (zeros at start)
+  MatT<T> conv;        // (d_inner, d_conv): the conv's input window, oldest first (zeros at start)
   std::vector<T> ssm;  // (1, d_inner, N): the scan's h
 };
 

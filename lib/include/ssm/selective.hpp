@@ -53,9 +53,9 @@ inline constexpr long long kMaxScanL = 1LL << 26;
 template <class T>
 struct ScanParams {
   int D = 0, N = 0;
-  std::vector<T> A;           // (D, N)  real and < 0: A = −exp(A_log) (M6)
-  std::vector<T> D_skip;      // (D)     skip term D u; empty: none
-  std::vector<T> delta_bias;  // (D)     added to Δraw (M1); empty: 0
+  std::vector<T> A;            // (D, N)  real and < 0: A = −exp(A_log) (M6)
+  std::vector<T> D_skip;       // (D)     skip term D u; empty: none
+  std::vector<T> delta_bias;   // (D)     added to Δraw (M1); empty: 0
   bool delta_softplus = true;  // Δ = softplus(Δraw + bias); false: Δ = Δraw + bias
   ScanDiscretization disc = ScanDiscretization::Mamba;
 };
@@ -115,8 +115,8 @@ void selective_scan(const ScanParams<T>& p, const ScanInputs<T>& in, ScanOutputs
 // twice the sequential scan's (two exps per element), depth O(L / chunks + chunks).
 // Scalar code, written for clarity, not speed.
 template <class T>
-void selective_scan_parallel(const ScanParams<T>& p, const ScanInputs<T>& in,
-                             ScanOutputs<T>& out, int threads = 1, int chunks = 0);
+void selective_scan_parallel(const ScanParams<T>& p, const ScanInputs<T>& in, ScanOutputs<T>& out,
+                             int threads = 1, int chunks = 0);
 
 // One step of every (batch, channel): the token at time t in, its output out, the state carried.
 template <class T>
@@ -137,8 +137,7 @@ void selective_state_update(const ScanParams<T>& p, const StepInputs<T>& in, std
 // y (batch, D, L) and the final state. The scan must give the same (tested; printed by
 // ssm-mamba). O(batch·D·L·N).
 template <class T>
-void selective_scan_stepwise(const ScanParams<T>& p, const ScanInputs<T>& in,
-                             ScanOutputs<T>& out);
+void selective_scan_stepwise(const ScanParams<T>& p, const ScanInputs<T>& in, ScanOutputs<T>& out);
 
 // The (a, b) pair of the step h ↦ a h + b and its composition (M5): combine(first, second) is
 // "apply first, then second". Associative; identity (1, 0).
@@ -211,14 +210,14 @@ struct SelectivityConfig {
 
 struct SelectivityResult {
   // One example sequence (the first test sequence).
-  std::vector<double> u;                 // (L) digits
-  std::vector<int> content;              // positions of the K content tokens
+  std::vector<double> u;                     // (L) digits
+  std::vector<int> content;                  // positions of the K content tokens
   std::vector<double> delta_sel, delta_lti;  // (L) Δ_t of each model
-  Mat states_sel, states_lti;            // (N, L) h_t of each model (step mode)
+  Mat states_sel, states_lti;                // (N, L) h_t of each model (step mode)
   // Recall on the test sequences.
   double recall_sel = 0, recall_lti = 0, chance = 0;  // fractions of content digits recalled
-  double lti_delta = 0;                  // the constant Δ of the reported LTI model (best of grid)
-  std::vector<std::pair<double, double>> lti_grid;    // (Δ, recall) for every Δ tried
+  double lti_delta = 0;  // the constant Δ of the reported LTI model (best of grid)
+  std::vector<std::pair<double, double>> lti_grid;      // (Δ, recall) for every Δ tried
   std::vector<double> truth, decoded_sel, decoded_lti;  // every test content digit and readouts
 };
 
@@ -235,16 +234,16 @@ SelectivityResult selectivity_lesson(const SelectivityConfig& cfg);
 // double reference (max |Δy| / max |y|) of runs that each change one thing:
 struct PrecisionRow {
   int L = 0;
-  double inputs_only = 0;      // the double reference on inputs rounded to float: unavoidable
+  double inputs_only = 0;  // the double reference on inputs rounded to float: unavoidable
   // The next three run on the rounded inputs and are compared with the double reference on
   // those same inputs, so input rounding is out of them:
-  double coefficients = 0;     // Δ, Ā = exp2(Δ·A·log2 e), B̄u computed in float exactly as the
-                               // fast scan does (its softplus and exp); recurrence in double
-  double recurrence = 0;       // Ā, B̄u exact, rounded to float; h = Ā h + B̄u and y in float
-  double fast_float = 0;       // the fast float scan: everything in float
-  double bf16_state = 0;       // as `recurrence`, with h rounded to bfloat16 (8-bit mantissa)
-                               // after every step: what a low-precision state does
-  double memory_steps = 0;     // the slowest state's memory 1 / (Δ |A|)_min at typical Δ
+  double coefficients = 0;  // Δ, Ā = exp2(Δ·A·log2 e), B̄u computed in float exactly as the
+                            // fast scan does (its softplus and exp); recurrence in double
+  double recurrence = 0;    // Ā, B̄u exact, rounded to float; h = Ā h + B̄u and y in float
+  double fast_float = 0;    // the fast float scan: everything in float
+  double bf16_state = 0;    // as `recurrence`, with h rounded to bfloat16 (8-bit mantissa)
+                            // after every step: what a low-precision state does
+  double memory_steps = 0;  // the slowest state's memory 1 / (Δ |A|)_min at typical Δ
 };
 // delta_scale multiplies Mamba's Δ (smaller Δ: longer memory, more steps accumulate).
 PrecisionRow precision_row(int D, int L, int N, double delta_scale, std::uint64_t seed);

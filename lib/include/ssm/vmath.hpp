@@ -15,22 +15,30 @@
 // The method (Cody–Waite range reduction, then a polynomial, then scaling by 2^k):
 //   e^x = 2^k · e^r,  k = round(x / ln2),  r = x − k·ln2 ∈ [−ln2/2, ln2/2]
 //   2^x = 2^k · 2^f,  k = round(x),        f = x − k   ∈ [−1/2, 1/2]
-// e^r and 2^f are polynomials fitted by Chebyshev interpolation (mpmath.chebyfit, see
-// scripts/fit_exp_poly.py): degree 6 for float (max abs error 2.0e-9 on the interval, 1/30 of
-// float's half-ulp) and degree 11 for double (3.2e-18). k·ln2 is subtracted in two parts (ln2
-// split into a leading part and a correction, each applied with one FMA) so r keeps full
-// precision even for |x| ≈ 88. The rounding k = round(x) uses the "magic number" trick: adding
+// e^r and 2^f are polynomials fitted by Chebyshev interpolation (mpmath.chebyfit; the script
+// scripts/fit_exp_poly.py prints them): degree 6 for float (max abs error 2.0e-9 on the
+// interval, 1/30 of float's half-ulp) and degree 11 for double (3.2e-18). k·ln2 is subtracted in
+// two parts (ln2 split into a leading part and a correction, each applied with one FMA) so r keeps
+// full precision even for |x| ≈ 88. The rounding k = round(x) uses the "magic number" trick: adding
 // 1.5·2^23 (float) or 1.5·2^52 (double) pushes the fraction out of the mantissa, and the
 // integer k is then in the low mantissa bits, from which 2^k is built by a shift into the
 // exponent field.
 //
-// Measured accuracy (tests/test_vmath.cpp, against std::exp/std::exp2 in long double over a
-// dense sweep; ulp = spacing of floats at the result):
-//   float  exp:  max relative error 1.3e-7 (≈ 1.1 ulp) on [−87.3, 88.7];  exp2 1.2e-7 on [−126, 127]
-//   double exp:  max relative error 2.3e-16 (≈ 1.0 ulp) on [−708, 709];   exp2 2.3e-16 on [−1022, 1023]
-// Outside those ranges the results saturate: 0 below (where the true value is subnormal, i.e.
-// below 1.2e-38 in float: flushed, as an absolute error that small is harmless to the scan) and
-// +inf above. NaN input gives NaN.
+// Two ways to finish: with AVX-512 (F + DQ), vreduceps gives f = x − round(x) exactly in one
+// instruction and vscalefps multiplies by 2^k with correct overflow, gradual underflow and
+// infinities, so exp2 is 9 instructions per 16 floats with no clamping; elsewhere (the portable
+// path) x is clamped, rounded with the magic number and 2^k built in the exponent bits.
+//
+// Measured accuracy (tests/test_vmath.cpp, against the C library in long double over dense
+// sweeps; eps = 2^−23 for float, 2^−52 for double; test bound 1.5 eps):
+//                      AVX-512 path                      portable path (x86-64-v2)
+//   float  exp        8.9e-8  (0.75 eps) on [−87.3, 88.3]     1.1e-7  (0.94 eps)
+//   float  exp2       8.1e-8  (0.68 eps) on [−126, 127]       1.0e-7  (0.87 eps)
+//   double exp        1.5e-16 (0.66 eps) on [−708, 709]       1.9e-16 (0.86 eps)
+//   double exp2       1.4e-16 (0.61 eps) on [−1022, 1023]     1.8e-16 (0.80 eps)
+// and log1p ≤ 2.2 eps, softplus ≤ 2.1 eps, silu ≤ 1.4 eps (bound 3 eps). Beyond the ranges the
+// results saturate to 0 (portable: below 2^−127; AVX-512: after the subnormals) and +inf; NaN
+// gives NaN.
 #pragma once
 
 #include <cstdint>
@@ -167,7 +175,7 @@ struct ExpConst<double> {
   static constexpr double magic = 6755399441055744.0;  // 1.5·2^52
   static constexpr int mant = 52, bias = 1023;
   static constexpr double log2e = 1.4426950408889634074;
-  static constexpr double ln2_hi = 0.693147180369123816490;   // 32 leading bits of ln2
+  static constexpr double ln2_hi = 0.693147180369123816490;     // 32 leading bits of ln2
   static constexpr double ln2_lo = 1.90821492927058770002e-10;  // ln2 − ln2_hi
   static constexpr double lo2 = -1023.0, hi2 = 1024.0;
   // e^r on [−ln2/2, ln2/2], degree 11 (Chebyshev fit; max abs error 3.2e-18).
@@ -235,7 +243,8 @@ inline V exp2(V x) {
   // returns 0 for ±inf, so k = ±inf and the result is +inf or 0; NaN stays NaN. The masked
   // forms, all lanes on, avoid a false GCC 12 warning in the unmasked intrinsics, PR 105593.)
   if constexpr (std::is_same_v<V, f32x16>) {
-    const V f = _mm512_mask_reduce_ps(x, 0xFFFF, x, 0x08);  // round to nearest, keep 0 fraction bits
+    const V f =
+        _mm512_mask_reduce_ps(x, 0xFFFF, x, 0x08);  // round to nearest, keep 0 fraction bits
     const V p = detail::horner(f, C::p2);
     return _mm512_mask_scalef_ps(p, 0xFFFF, p, x - f);
   } else if constexpr (std::is_same_v<V, f64x8>) {
@@ -245,9 +254,9 @@ inline V exp2(V x) {
   }
 #endif
   x = vmin(vmax(x, splat<V>(C::lo2)), splat<V>(C::hi2));  // NaN passes through both
-  const V t = x + C::magic;   // round to nearest: k sits in t's low mantissa bits
-  const V k = t - C::magic;   // k as a floating-point integer
-  const V f = x - k;          // f in [−1/2, 1/2], exact
+  const V t = x + C::magic;  // round to nearest: k sits in t's low mantissa bits
+  const V k = t - C::magic;  // k as a floating-point integer
+  const V f = x - k;         // f in [−1/2, 1/2], exact
   return detail::horner(f, C::p2) * detail::pow2_from_magic(t);
 }
 
@@ -268,8 +277,8 @@ inline V exp(V x) {
       f = _mm512_mask_reduce_ps(y, 0xFFFF, y, 0x08);
     else
       f = _mm512_mask_reduce_pd(y, 0xFF, y, 0x08);
-    const V k = y - f;                                   // round(x / ln2)
-    const V r = (x - k * C::ln2_hi) - k * C::ln2_lo;     // x − k·ln2, |r| ≲ ln2/2
+    const V k = y - f;                                // round(x / ln2)
+    const V r = (x - k * C::ln2_hi) - k * C::ln2_lo;  // x − k·ln2, |r| ≲ ln2/2
     const V p = detail::horner(r, C::pe);
     if constexpr (std::is_same_v<T, float>)
       return _mm512_mask_scalef_ps(p, 0xFFFF, p, k);
@@ -324,7 +333,8 @@ inline V log1p(V y) {
   const V s2 = s * s;
   V p;
   if constexpr (std::is_same_v<T, float>) {
-    static constexpr float c[] = {1.0f, 1.0f / 3, 1.0f / 5, 1.0f / 7, 1.0f / 9, 1.0f / 11, 1.0f / 13};
+    static constexpr float c[] = {1.0f,     1.0f / 3,  1.0f / 5, 1.0f / 7,
+                                  1.0f / 9, 1.0f / 11, 1.0f / 13};
     p = detail::horner(s2, c);
   } else {
     static constexpr double c[] = {1.0,      1.0 / 3,  1.0 / 5,  1.0 / 7,  1.0 / 9,
@@ -360,8 +370,8 @@ inline V softplus(V x) {
   const V s2 = s * s;
   V p;
   if constexpr (std::is_same_v<T, float>) {
-    static constexpr float c[] = {2.0f,      2.0f / 3,  2.0f / 5,  2.0f / 7,
-                                  2.0f / 9,  2.0f / 11, 2.0f / 13, 2.0f / 15};
+    static constexpr float c[] = {2.0f,     2.0f / 3,  2.0f / 5,  2.0f / 7,
+                                  2.0f / 9, 2.0f / 11, 2.0f / 13, 2.0f / 15};
     p = detail::horner(s2, c);
   } else {
     static constexpr double c[] = {2.0,      2.0 / 3,  2.0 / 5,  2.0 / 7,  2.0 / 9,  2.0 / 11,

@@ -30,12 +30,12 @@
 namespace ssm::cuda {
 
 inline constexpr int kWarp = 32;
-inline constexpr int kThreads = 128;                   // threads per block
-inline constexpr int kWarps = kThreads / kWarp;        // 4
-inline constexpr int kItems = 4;                       // consecutive time steps per thread
-inline constexpr int kChunk = kThreads * kItems;       // 512 steps per block-wide scan
-inline constexpr int kChannelsPerBlock = 4;            // channels a block owns, in turn
-inline constexpr int kMaxN = 256;                      // carries live in shared memory
+inline constexpr int kThreads = 128;              // threads per block
+inline constexpr int kWarps = kThreads / kWarp;   // 4
+inline constexpr int kItems = 4;                  // consecutive time steps per thread
+inline constexpr int kChunk = kThreads * kItems;  // 512 steps per block-wide scan
+inline constexpr int kChannelsPerBlock = 4;       // channels a block owns, in turn
+inline constexpr int kMaxN = 256;                 // carries live in shared memory
 inline constexpr float kLog2e = 1.44269504088896341f;
 
 // Everything the kernel reads and writes, as raw pointers (device pointers on the GPU, host
@@ -61,7 +61,9 @@ struct ScanArgs {
 struct Pair {
   float a, b;
 };
-SSM_HD Pair identity() { return Pair{1.0f, 0.0f}; }
+SSM_HD Pair identity() {
+  return Pair{1.0f, 0.0f};
+}
 // "first, then second": (a₂a₁, a₂b₁ + b₂).
 SSM_HD Pair combine(Pair first, Pair second) {
   return Pair{second.a * first.a, fmaf(second.a, first.b, second.b)};
@@ -70,12 +72,14 @@ SSM_HD Pair combine(Pair first, Pair second) {
 SSM_HD float softplus(float x) {  // (M1), overflow-free
   return x > 0.0f ? x + log1pf(expf(-x)) : log1pf(expf(x));
 }
-SSM_HD float silu(float v) { return v / (1.0f + expf(-v)); }
+SSM_HD float silu(float v) {
+  return v / (1.0f + expf(-v));
+}
 
 // Phase 1 of a thread, per chunk: Δ and Δ·u of its items (M1). Items past L get Δ = 0, so their
 // steps are the identity (Ā = 1, B̄ = 0).
-SSM_HD void thread_load(const ScanArgs& a, int b, int d, int t0, float dt[kItems],
-                        float du[kItems], float u[kItems], float z[kItems]) {
+SSM_HD void thread_load(const ScanArgs& a, int b, int d, int t0, float dt[kItems], float du[kItems],
+                        float u[kItems], float z[kItems]) {
   const long long row = (static_cast<long long>(b) * a.D + d) * a.L;
   const float bias = a.delta_bias ? a.delta_bias[d] : 0.0f;
   for (int i = 0; i < kItems; ++i) {

@@ -41,7 +41,9 @@ inline std::string unsupported_reason(const ScanShape& s) {
   if (s.L < 1) return "L = " + std::to_string(s.L) + " must be >= 1";
   return "";
 }
-inline bool supports(const ScanShape& s) { return unsupported_reason(s).empty(); }
+inline bool supports(const ScanShape& s) {
+  return unsupported_reason(s).empty();
+}
 
 // Inputs resident on the device, for repeated runs (benchmarks). Throws Error (unsupported
 // shape, invalid arguments) or std::runtime_error (a CUDA error, with its message).
