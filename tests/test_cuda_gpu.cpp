@@ -17,6 +17,20 @@ double rel(const std::vector<float>& a, const std::vector<double>& b) {
   }
   return s > 0 ? m / s : m;
 }
+// On a failure, the first elements outside |x − ref| ≤ atol + rtol·|ref| with their (b, d, t).
+void first_mismatches(const std::vector<float>& x, const std::vector<double>& ref, int D, int L) {
+  double scale = 0;
+  for (double r : ref) scale = std::max(scale, std::fabs(r));
+  const double atol = 2e-5 * scale, rtol = 1e-4;
+  int shown = 0;
+  for (std::size_t i = 0; i < x.size() && shown < 5; ++i)
+    if (!(std::fabs(double(x[i]) - ref[i]) <= atol + rtol * std::fabs(ref[i]))) {
+      std::printf("    mismatch at (b, d, t) = (%zu, %zu, %zu): %.9g vs reference %.9g\n",
+                  i / (std::size_t(D) * L), (i / L) % D, i % L, double(x[i]), ref[i]);
+      ++shown;
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -58,6 +72,7 @@ int main() {
                     s.L, s.N, zoh ? " ZOH" : "");
       const double e1 = rel(gpu.y, ref.y), e2 = rel(gpu.h_last, ref.h_last);
       expect(e1 <= 2e-5 && e2 <= 2e-5, what, std::max(e1, e2), 2e-5);  // as the CPU float paths
+      if (e1 > 2e-5) first_mismatches(gpu.y, ref.y, s.D, s.L);
       std::vector<double> emu_d(emu.y.begin(), emu.y.end());
       std::snprintf(what, sizeof what, "(%d, %d, %d, %d)%s GPU vs CPU emulation", s.batch, s.D, s.L,
                     s.N, zoh ? " ZOH" : "");
