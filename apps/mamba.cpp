@@ -393,6 +393,7 @@ int main(int argc, char** argv) {
         {"LTI: constant Δ = " + app::g3(les.lti_delta), t, les.delta_lti, "lines", "lw 2"});
     auto states_panel = [&](const std::string& title, const Mat& S) {
       plot::Panel ps{title, "token t", "h_n(t)", false, false, {}, {}, marks};
+      ps.extra.push_back("set key top left");
       for (int n = 0; n < std::min(lesson_N, 4); ++n) {
         std::vector<double> h(Ll);
         for (int i = 0; i < Ll; ++i) h[std::size_t(i)] = S(n, i);
@@ -414,7 +415,7 @@ int main(int argc, char** argv) {
                    false,
                    {},
                    {},
-                   {}};
+                   {"set key bottom right"}};
     {
       std::vector<double> xs, xl;
       for (std::size_t i = 0; i < les.truth.size();
