@@ -11,7 +11,9 @@ TEST_CASE("portable build: fast scan == reference in float and double") {
   for (int N : {16, 5}) {
     ScanParams<double> p;
     ScanInputs<double> in;
-    random_scan_problem<double>({2, 21, 150, N}, 3, p, in, {true, true, true});
+    // D = 21 and L = 150: a partial channel group and a partial chunk; ZOH for N = 5.
+    random_scan_problem<double>({2, 21, 150, N}, 3, p, in,
+                                {true, true, true, N == 5 ? ScanDiscretization::ZOH : ScanDiscretization::Mamba});
     const auto ref = selective_scan_reference(p, in);
     ScanOutputs<double> od;
     selective_scan(p, in, od, 2);
