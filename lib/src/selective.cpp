@@ -4,6 +4,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -331,6 +336,86 @@ namespace {
 
 using simd::Pack;
 
+// Runs n independent work items on the calling thread and up to `helpers` pool threads, and
+// returns as soon as every item is done. Why not an OpenMP parallel region: its join waits for
+// every thread of the team to arrive, and on a shared machine a helper may not get a core for a
+// whole scheduler time slice (several ms: measured 2 threads 3× slower than 1 on this project's
+// busy 2-core machine); here the caller takes the items a late helper did not, and waits only
+// for items actually started. On an idle machine both behave the same.
+class WorkPool {
+ public:
+  static WorkPool& get() {
+    static WorkPool pool;
+    return pool;
+  }
+  ~WorkPool() {
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void run(std::size_t n, int helpers, const std::function<void(std::size_t)>& fn) {
+    if (helpers <= 0 || n <= 1) {
+      for (std::size_t i = 0; i < n; ++i) fn(i);
+      return;
+    }
+    std::lock_guard<std::mutex> one_job(run_m_);  // the pool serves one call at a time
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      while (static_cast<int>(threads_.size()) < helpers) threads_.emplace_back([this] { loop(); });
+      job_ = &fn;
+      n_ = n;
+      next_.store(0);
+      done_.store(0);
+      seats_ = helpers;
+      open_ = true;
+      ++gen_;
+    }
+    wake_.notify_all();
+    work();
+    // Items a helper took may still run; helpers that never came are not waited for.
+    while (done_.load(std::memory_order_acquire) < n) std::this_thread::yield();
+    std::unique_lock<std::mutex> lk(m_);
+    open_ = false;
+    idle_.wait(lk, [this] { return inside_ == 0; });  // those inside find no items left
+  }
+
+ private:
+  WorkPool() = default;
+  void work() {
+    for (std::size_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < n_;) {
+      (*job_)(i);
+      done_.fetch_add(1, std::memory_order_release);
+    }
+  }
+  void loop() {
+    std::uint64_t seen = 0;
+    std::unique_lock<std::mutex> lk(m_);
+    for (;;) {
+      wake_.wait(lk, [&] { return stop_ || (open_ && gen_ != seen && seats_ > 0); });
+      if (stop_) return;
+      seen = gen_;
+      --seats_;
+      ++inside_;
+      lk.unlock();
+      work();
+      lk.lock();
+      if (--inside_ == 0) idle_.notify_all();
+    }
+  }
+  std::mutex run_m_, m_;
+  std::condition_variable wake_, idle_;
+  std::vector<std::thread> threads_;
+  const std::function<void(std::size_t)>* job_ = nullptr;
+  std::size_t n_ = 0;
+  std::atomic<std::size_t> next_{0}, done_{0};
+  int seats_ = 0, inside_ = 0;
+  std::uint64_t gen_ = 0;
+  bool open_ = false, stop_ = false;
+};
+
 // Work shared by every channel group of one call.
 template <class T>
 struct FastCtx {
@@ -544,19 +629,16 @@ void selective_scan(const ScanParams<T>& p, const ScanInputs<T>& in, ScanOutputs
         cx.BT[(b * L + t) * N + n] = in.B[(b * N + n) * L + t];
         cx.CT[(b * L + t) * N + n] = in.C[(b * N + n) * L + t];
       }
-#pragma omp parallel num_threads(nt)
-  {
-    auto scratch = std::make_unique<Scratch<T>>();
-    // Dynamic: on a shared machine one core may be slower; groups are ~0.2 ms of work each.
-#pragma omp for schedule(dynamic, 1)
-    for (std::size_t g = 0; g < nb * groups; ++g) {
-      const std::size_t b = g / groups, d0 = (g % groups) * kW<T>;
-      if (N == 16)
-        scan_group_dispatch<T, 16>(cx, *scratch, b, d0);
-      else
-        scan_group_dispatch<T, 0>(cx, *scratch, b, d0);
-    }
-  }
+  // Channel groups are independent work items, ~0.2 ms each at Mamba sizes.
+  const std::function<void(std::size_t)> item = [&](std::size_t g) {
+    static thread_local Scratch<T> scratch;
+    const std::size_t b = g / groups, d0 = (g % groups) * kW<T>;
+    if (N == 16)
+      scan_group_dispatch<T, 16>(cx, scratch, b, d0);
+    else
+      scan_group_dispatch<T, 0>(cx, scratch, b, d0);
+  };
+  WorkPool::get().run(nb * groups, nt - 1, item);
 }
 
 // ---------------------------------------------------------------------------------------------
