@@ -42,6 +42,9 @@ def use_this_python(tmp):
     os.environ["JUPYTER_PATH"] = tmp + os.pathsep + os.environ.get("JUPYTER_PATH", "")
     # Connection files in the temporary folder too: a CI machine's home may not be writable.
     os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(tmp, "runtime")
+    # IPython's history database too: kernels of tests running side by side would otherwise
+    # share one SQLite file in ~/.ipython and can trip over its lock.
+    os.environ["IPYTHONDIR"] = os.path.join(tmp, "ipython")
     return "ssmlab-python"
 
 
@@ -80,8 +83,9 @@ def main(argv):
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
+        # startup_timeout: a kernel can take long to start while the whole suite loads both cores.
         client = NotebookClient(nb, kernel_name=use_this_python(tmp), timeout=a.timeout,
-                                resources={"metadata": {"path": HERE}})
+                                startup_timeout=180, resources={"metadata": {"path": HERE}})
         error = None
         try:
             client.execute()
