@@ -1,10 +1,10 @@
 #include "ssm/convolution.hpp"
 
-#include <fftw3.h>
-
 #include <cstring>
 #include <limits>
 #include <mutex>
+
+#include "fftw_api.hpp"
 
 namespace ssm {
 
@@ -55,33 +55,7 @@ std::size_t fft_size(std::size_t n) {
 
 namespace {
 
-// The float and double FFTW APIs under one name: complex in-place transforms only.
-template <class T>
-struct Fftw;
-template <>
-struct Fftw<double> {
-  using plan = fftw_plan;
-  using complex = fftw_complex;
-  static void* malloc(std::size_t n) { return fftw_malloc(n); }
-  static void free(void* p) { fftw_free(p); }
-  static plan dft(int n, complex* io, int sign, unsigned f) {
-    return fftw_plan_dft_1d(n, io, io, sign, f);
-  }
-  static void exec(plan p, complex* io) { fftw_execute_dft(p, io, io); }
-  static void destroy(plan p) { fftw_destroy_plan(p); }
-};
-template <>
-struct Fftw<float> {
-  using plan = fftwf_plan;
-  using complex = fftwf_complex;
-  static void* malloc(std::size_t n) { return fftwf_malloc(n); }
-  static void free(void* p) { fftwf_free(p); }
-  static plan dft(int n, complex* io, int sign, unsigned f) {
-    return fftwf_plan_dft_1d(n, io, io, sign, f);
-  }
-  static void exec(plan p, complex* io) { fftwf_execute_dft(p, io, io); }
-  static void destroy(plan p) { fftwf_destroy_plan(p); }
-};
+using detail::Fftw;  // FFTW float/double under one name (fftw_api.hpp)
 
 // Per-thread aligned scratch: two buffers of M complex values, interleaved (re, im): z is
 // transformed forward in place, the product is written to w, which is transformed back in

@@ -1,7 +1,5 @@
 #include "ssm/s4.hpp"
 
-#include <fftw3.h>
-
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
@@ -9,6 +7,7 @@
 #include <numeric>
 #include <random>
 
+#include "fftw_api.hpp"
 #include "ssm/hippo.hpp"
 
 namespace ssm::s4 {
@@ -428,31 +427,7 @@ CVec c_prime(const Dplr& m, const CVec& C, double dt, std::size_t L) {
 namespace {
 
 template <class T>
-struct FftwR;
-template <>
-struct FftwR<double> {
-  using plan = fftw_plan;
-  using complex = fftw_complex;
-  static void* malloc(std::size_t n) { return fftw_malloc(n); }
-  static void free(void* p) { fftw_free(p); }
-  static plan c2r(int n, complex* in, double* out) {
-    return fftw_plan_dft_c2r_1d(n, in, out, FFTW_ESTIMATE);
-  }
-  static void exec(plan p, complex* in, double* out) { fftw_execute_dft_c2r(p, in, out); }
-  static void destroy(plan p) { fftw_destroy_plan(p); }
-};
-template <>
-struct FftwR<float> {
-  using plan = fftwf_plan;
-  using complex = fftwf_complex;
-  static void* malloc(std::size_t n) { return fftwf_malloc(n); }
-  static void free(void* p) { fftwf_free(p); }
-  static plan c2r(int n, complex* in, float* out) {
-    return fftwf_plan_dft_c2r_1d(n, in, out, FFTW_ESTIMATE);
-  }
-  static void exec(plan p, complex* in, float* out) { fftwf_execute_dft_c2r(p, in, out); }
-  static void destroy(plan p) { fftwf_destroy_plan(p); }
-};
+using FftwR = detail::Fftw<T>;  // FFTW float/double under one name (fftw_api.hpp)
 
 // Per-thread FFTW-aligned buffers: the half spectrum (⌊L/2⌋ + 1 complex) and K̄ (L real).
 template <class T>
@@ -584,7 +559,7 @@ CauchyKernel<T>::CauchyKernel(const Dplr& m, std::size_t L) : m_(m), L_(L), plan
   for (std::size_t j = 0; j < Jreg; ++j) t_[j] = std::tan(kPi * double(j) / double(L));
   SpecBuf<T> buf(L);
   std::lock_guard<std::mutex> lock(fftw_planner_mutex());
-  plan_->p = FftwR<T>::c2r(static_cast<int>(L), buf.cspec(), buf.out);
+  plan_->p = FftwR<T>::c2r(static_cast<int>(L), buf.cspec(), buf.out, FFTW_ESTIMATE);
   if (!plan_->p)
     throw Error("FFTW could not plan an inverse real FFT of size " + std::to_string(L));
 }
