@@ -66,17 +66,25 @@ bool wants_float32(const py::object& dtype) {
   throw ssm::Error("dtype must be float32 or float64, got " + std::string(py::str(dtype)));
 }
 
-// An array of T from anything array-like, with exactly the shape `want` (`what` spells it with
-// letters, "(batch, N, L)"). `name` names it in errors.
+// Copies anything array-like into `dst` (its capacity reused), checking that it has exactly the
+// shape `want` (`what` spells it with letters, "(batch, N, L)"). `name` names it in errors.
 template <class T>
-std::vector<T> take(const py::handle& obj, const char* name, const Shape& want,
-                    const std::string& what) {
+void take_into(std::vector<T>& dst, const py::handle& obj, const char* name, const Shape& want,
+               const std::string& what) {
   const auto a = Arr<T>::ensure(obj);
   if (!a) throw ssm::Error(std::string(name) + " must be an array of numbers");
   if (shape_of(a) != want)
     throw ssm::Error(std::string(name) + " must have shape " + what + " = " + shape_text(want) +
                      ", got " + shape_str(a));
-  return std::vector<T>(a.data(), a.data() + a.size());
+  dst.assign(a.data(), a.data() + a.size());
+}
+
+template <class T>
+std::vector<T> take(const py::handle& obj, const char* name, const Shape& want,
+                    const std::string& what) {
+  std::vector<T> v;
+  take_into(v, obj, name, want, what);
+  return v;
 }
 
 // A per-channel vector (D,): None (empty: the library's "none"), a number (every channel) or an
@@ -121,8 +129,7 @@ struct Scan {
 };
 
 template <class T>
-Scan<T> make_scan(const ScanArgs& a) {
-  Scan<T> s;
+void make_scan(const ScanArgs& a, Scan<T>& s) {
   {
     const auto u = Arr<T>::ensure(a.u);
     if (!u) throw ssm::Error("u must be an array of numbers");
@@ -142,19 +149,27 @@ Scan<T> make_scan(const ScanArgs& a) {
   }
   s.p.D = static_cast<int>(std::min<py::ssize_t>(s.D, 1 << 30));
   s.p.N = static_cast<int>(std::min<py::ssize_t>(s.N, 1 << 30));
-  s.p.A = take<T>(a.A, "A", {s.D, s.N}, "(D, N)");
+  take_into(s.p.A, a.A, "A", {s.D, s.N}, "(D, N)");
   s.p.D_skip = per_channel<T>(a.D, "D", s.D);
   s.p.delta_bias = per_channel<T>(a.delta_bias, "delta_bias", s.D);
   s.p.delta_softplus = a.softplus;
   s.p.disc = to_disc(a.disc);
   s.in.batch = static_cast<int>(std::min<py::ssize_t>(s.b, 1 << 30));
   s.in.L = static_cast<int>(std::min<py::ssize_t>(s.L, py::ssize_t(1) << 30));
-  s.in.u = take<T>(a.u, "u", s.bdl(), s.bdl_s());
-  s.in.delta = take<T>(a.delta, "delta", s.bdl(), s.bdl_s() + " (the shape of u)");
-  s.in.B = take<T>(a.B, "B", s.bnl(), s.bnl_s());
-  s.in.C = take<T>(a.C, "C", s.bnl(), s.bnl_s());
-  if (!a.z.is_none()) s.in.z = take<T>(a.z, "z", s.bdl(), s.bdl_s() + " (the shape of u)");
-  if (!a.h0.is_none()) s.in.h0 = take<T>(a.h0, "h0", s.bdn(), s.bdn_s());
+  take_into(s.in.u, a.u, "u", s.bdl(), s.bdl_s());
+  take_into(s.in.delta, a.delta, "delta", s.bdl(), s.bdl_s() + " (the shape of u)");
+  take_into(s.in.B, a.B, "B", s.bnl(), s.bnl_s());
+  take_into(s.in.C, a.C, "C", s.bnl(), s.bnl_s());
+  s.in.z.clear();
+  if (!a.z.is_none()) take_into(s.in.z, a.z, "z", s.bdl(), s.bdl_s() + " (the shape of u)");
+  s.in.h0.clear();
+  if (!a.h0.is_none()) take_into(s.in.h0, a.h0, "h0", s.bdn(), s.bdn_s());
+}
+
+template <class T>
+Scan<T> make_scan(const ScanArgs& a) {
+  Scan<T> s;
+  make_scan(a, s);
   return s;
 }
 
@@ -165,17 +180,46 @@ py::object scan_result(const Scan<T>& s, const ssm::ScanOutputs<T>& o, bool retu
   return py::make_tuple(y, to_array<T>(o.h_last, s.bdn()));
 }
 
+// The library's arrays for the fast paths, kept between the calls of a thread. The scans take
+// std::vector arguments, and vectors allocated afresh for every call cost fresh pages from the
+// OS (a page fault per 4 KiB on first touch): at (D, L, N) = (256, 1024, 16) that was 15× the
+// fast scan's own time on this project's machine. Reused, the vectors keep their pages; above
+// kKeepBytes they are released after the call, so that one huge call does not pin its memory.
+template <class T>
+struct Buffers {
+  Scan<T> s;
+  ssm::ScanOutputs<T> o;
+  static Buffers& get() {
+    static thread_local Buffers b;
+    return b;
+  }
+  void release_if_large() {
+    constexpr std::size_t kKeepBytes = std::size_t(64) << 20;
+    const std::size_t n = s.in.u.capacity() + s.in.delta.capacity() + s.in.B.capacity() +
+                          s.in.C.capacity() + s.in.z.capacity() + s.in.h0.capacity() +
+                          o.y.capacity() + o.h_last.capacity();
+    if (n * sizeof(T) > kKeepBytes) *this = Buffers{};
+  }
+};
+
 // Runs `fn(params, inputs, outputs)` in the precision of u (float32 for a float32 array, else
 // float64), values validated first: Python data is untrusted (ssm/selective.hpp).
 template <class Fn>
 py::object run_scan(const ScanArgs& a, bool return_state, Fn&& fn) {
   auto go = [&](auto tag) -> py::object {
     using T = decltype(tag);
-    const Scan<T> s = make_scan<T>(a);
-    ssm::validate(s.p, s.in, true);
-    ssm::ScanOutputs<T> o;
-    fn(s.p, s.in, o);
-    return scan_result(s, o, return_state);
+    auto& buf = Buffers<T>::get();
+    try {
+      make_scan(a, buf.s);
+      ssm::validate(buf.s.p, buf.s.in, true);
+      fn(buf.s.p, buf.s.in, buf.o);
+      py::object r = scan_result(buf.s, buf.o, return_state);
+      buf.release_if_large();
+      return r;
+    } catch (...) {
+      buf.release_if_large();
+      throw;
+    }
   };
   return is_float32(a.u) ? go(float{}) : go(double{});
 }

@@ -1033,6 +1033,13 @@ class Stage7Mamba(unittest.TestCase):
                 self.assertLess(rel_err(y, yt), 1e-12)
                 self.assertLess(rel_err(h, ht), 1e-12)
                 self.assertEqual(mamba.selective_scan_stepwise(**p32).dtype, np.float32)
+        # The fast paths keep their buffers between calls: what a later call leaves out (gate,
+        # initial state) must stay out, and a smaller problem must not see the larger one's data.
+        p = self.problem(D=21, L=150, N=6)
+        for fn in (mamba.selective_scan, mamba.selective_scan_parallel, mamba.selective_scan_stepwise):
+            fn(**p)
+            q = dict(self.problem(D=3, L=20, N=6, seed=9), z=None, h0=None)
+            self.assertLess(rel_err(fn(**q), scan_np(**q)[0]), 1e-12)
 
     def test_state_update_token_by_token(self):
         p = self.problem(L=40)
