@@ -39,7 +39,9 @@ std::string shape_text(const Shape& s) {
   return t + (s.size() == 1 ? ",)" : ")");
 }
 
-Shape shape_of(const py::array& a) { return Shape(a.shape(), a.shape() + a.ndim()); }
+Shape shape_of(const py::array& a) {
+  return Shape(a.shape(), a.shape() + a.ndim());
+}
 
 ssm::ScanDiscretization to_disc(const py::handle& h) {
   if (py::isinstance<ssm::ScanDiscretization>(h)) return h.cast<ssm::ScanDiscretization>();
@@ -133,9 +135,9 @@ void make_scan(const ScanArgs& a, Scan<T>& s) {
   {
     const auto u = Arr<T>::ensure(a.u);
     if (!u) throw ssm::Error("u must be an array of numbers");
-    ssm::require(u.ndim() == 3 || u.ndim() == 2,
-                 "u must be 3-D (batch, D, L) or 2-D (D, L) for one sequence, got shape " +
-                     shape_str(u));
+    ssm::require(
+        u.ndim() == 3 || u.ndim() == 2,
+        "u must be 3-D (batch, D, L) or 2-D (D, L) for one sequence, got shape " + shape_str(u));
     s.batched = u.ndim() == 3;
     s.b = s.batched ? u.shape(0) : 1;
     s.D = u.shape(u.ndim() - 2);
@@ -255,8 +257,7 @@ py::array_t<T> mat_array(const ssm::MatT<T>& M) {
 }
 
 template <class T>
-void bind_model(py::module_& m, const char* model_name, const char* state_name,
-                const char* dtype) {
+void bind_model(py::module_& m, const char* model_name, const char* state_name, const char* dtype) {
   using Model = ssm::MambaModel<T>;
   using St = StackState<T>;
   py::class_<St>(m, state_name,
@@ -285,7 +286,8 @@ void bind_model(py::module_& m, const char* model_name, const char* state_name,
           py::arg("layer"), "The scan state h of a layer (d_inner, N).")
       .def("copy", [](const St& s) { return St(s); })
       .def("__copy__", [](const St& s) { return St(s); })
-      .def("__deepcopy__", [](const St& s, const py::object&) { return St(s); }, py::arg("memo"))
+      .def(
+          "__deepcopy__", [](const St& s, const py::object&) { return St(s); }, py::arg("memo"))
       .def("__repr__", [state_name](const St& s) {
         return std::string("<ssmlab.mamba.") + state_name +
                " n_layers=" + std::to_string(s.layers.size()) + ">";
@@ -311,8 +313,9 @@ void bind_model(py::module_& m, const char* model_name, const char* state_name,
              int threads) -> py::object {
             const auto a = Arr<T>::ensure(X_obj);
             if (!a) throw ssm::Error("X must be an array of numbers");
-            ssm::require(a.ndim() == 2, "X must be 2-D (L, d_model), one token per row, got shape " +
-                                            shape_str(a));
+            ssm::require(
+                a.ndim() == 2,
+                "X must be 2-D (L, d_model), one token per row, got shape " + shape_str(a));
             const ssm::Signals<T> X =
                 Eigen::Map<const ssm::Signals<T>>(a.data(), a.shape(0), a.shape(1));
             ssm::Signals<T> Y;
@@ -389,10 +392,9 @@ void bind_model(py::module_& m, const char* model_name, const char* state_name,
           "−exp(A_log) (d_inner, N), D, delta_bias (d_inner,), delta_softplus, discretization.")
       .def("__repr__", [model_name](const Model& md) {
         const auto& c = md.config();
-        return std::string("<ssmlab.mamba.") + model_name + " d_model=" +
-               std::to_string(c.d_model) + " d_inner=" + std::to_string(c.d_inner()) +
-               " N=" + std::to_string(c.d_state) + " n_layers=" + std::to_string(c.n_layers) +
-               ">";
+        return std::string("<ssmlab.mamba.") + model_name +
+               " d_model=" + std::to_string(c.d_model) + " d_inner=" + std::to_string(c.d_inner()) +
+               " N=" + std::to_string(c.d_state) + " n_layers=" + std::to_string(c.n_layers) + ">";
       });
 }
 
@@ -421,8 +423,8 @@ void bind_mamba(py::module_& parent) {
       "selective_scan_reference",
       [](const py::object& u, const py::object& delta, const py::object& A, const py::object& B,
          const py::object& C, const py::object& D, const py::object& z,
-         const py::object& delta_bias, bool softplus, const py::object& h0,
-         const py::object& disc, bool return_state) {
+         const py::object& delta_bias, bool softplus, const py::object& h0, const py::object& disc,
+         bool return_state) {
         const auto s = make_scan<double>({u, delta, A, B, C, D, z, delta_bias, h0, disc, softplus});
         return scan_result(s, ssm::selective_scan_reference(s.p, s.in), return_state);
       },
@@ -438,8 +440,8 @@ void bind_mamba(py::module_& parent) {
       "selective_scan",
       [](const py::object& u, const py::object& delta, const py::object& A, const py::object& B,
          const py::object& C, const py::object& D, const py::object& z,
-         const py::object& delta_bias, bool softplus, const py::object& h0,
-         const py::object& disc, bool return_state, int threads) {
+         const py::object& delta_bias, bool softplus, const py::object& h0, const py::object& disc,
+         bool return_state, int threads) {
         return run_scan({u, delta, A, B, C, D, z, delta_bias, h0, disc, softplus}, return_state,
                         [threads](const auto& p, const auto& in, auto& o) {
                           ssm::selective_scan(p, in, o, threads);
@@ -448,8 +450,7 @@ void bind_mamba(py::module_& parent) {
       py::arg("u"), py::arg("delta"), py::arg("A"), py::arg("B"), py::arg("C"),
       py::arg("D") = py::none(), py::arg("z") = py::none(), py::arg("delta_bias") = py::none(),
       py::arg("delta_softplus") = true, py::arg("h0") = py::none(),
-      py::arg("discretization") = "mamba", py::arg("return_state") = false,
-      py::arg("threads") = 1,
+      py::arg("discretization") = "mamba", py::arg("return_state") = false, py::arg("threads") = 1,
       (std::string("The fast CPU scan (M1–M4): channels in the lanes of SIMD registers, the state\n"
                    "in registers, a vectorized exp. float32 when u is a float32 array (every\n"
                    "array is then cast to float32), else float64; relative error ~5e-7 (float32)\n"
@@ -461,10 +462,10 @@ void bind_mamba(py::module_& parent) {
       "selective_scan_parallel",
       [](const py::object& u, const py::object& delta, const py::object& A, const py::object& B,
          const py::object& C, const py::object& D, const py::object& z,
-         const py::object& delta_bias, bool softplus, const py::object& h0,
-         const py::object& disc, bool return_state, int threads, int chunks) {
-        ssm::require(chunks >= 0, "chunks must be >= 0 (0: one per thread), got " +
-                                      std::to_string(chunks));
+         const py::object& delta_bias, bool softplus, const py::object& h0, const py::object& disc,
+         bool return_state, int threads, int chunks) {
+        ssm::require(chunks >= 0,
+                     "chunks must be >= 0 (0: one per thread), got " + std::to_string(chunks));
         return run_scan({u, delta, A, B, C, D, z, delta_bias, h0, disc, softplus}, return_state,
                         [threads, chunks](const auto& p, const auto& in, auto& o) {
                           ssm::selective_scan_parallel(p, in, o, threads, chunks);
@@ -473,8 +474,8 @@ void bind_mamba(py::module_& parent) {
       py::arg("u"), py::arg("delta"), py::arg("A"), py::arg("B"), py::arg("C"),
       py::arg("D") = py::none(), py::arg("z") = py::none(), py::arg("delta_bias") = py::none(),
       py::arg("delta_softplus") = true, py::arg("h0") = py::none(),
-      py::arg("discretization") = "mamba", py::arg("return_state") = false,
-      py::arg("threads") = 1, py::arg("chunks") = 0,
+      py::arg("discretization") = "mamba", py::arg("return_state") = false, py::arg("threads") = 1,
+      py::arg("chunks") = 0,
       (std::string("The associative scan (M5) chunked over time: each of `chunks` pieces (0: one\n"
                    "per thread) folds its steps into one pair (a, b) per state; the pairs are\n"
                    "scanned to give every chunk its incoming state; each chunk is re-scanned\n"
@@ -486,12 +487,11 @@ void bind_mamba(py::module_& parent) {
       "selective_scan_stepwise",
       [](const py::object& u, const py::object& delta, const py::object& A, const py::object& B,
          const py::object& C, const py::object& D, const py::object& z,
-         const py::object& delta_bias, bool softplus, const py::object& h0,
-         const py::object& disc, bool return_state) {
-        return run_scan({u, delta, A, B, C, D, z, delta_bias, h0, disc, softplus}, return_state,
-                        [](const auto& p, const auto& in, auto& o) {
-                          ssm::selective_scan_stepwise(p, in, o);
-                        });
+         const py::object& delta_bias, bool softplus, const py::object& h0, const py::object& disc,
+         bool return_state) {
+        return run_scan(
+            {u, delta, A, B, C, D, z, delta_bias, h0, disc, softplus}, return_state,
+            [](const auto& p, const auto& in, auto& o) { ssm::selective_scan_stepwise(p, in, o); });
       },
       py::arg("u"), py::arg("delta"), py::arg("A"), py::arg("B"), py::arg("C"),
       py::arg("D") = py::none(), py::arg("z") = py::none(), py::arg("delta_bias") = py::none(),
@@ -624,8 +624,8 @@ void bind_mamba(py::module_& parent) {
                          nb >= 1 && double(nb) * D * L <= double(1 << 28),
                      "random_problem: need D in [1, 2^16], N in [1, 256], L >= 1, batch >= 1 "
                      "and batch·D·L <= 2^28, got D = " +
-                         std::to_string(D) + ", L = " + std::to_string(L) + ", N = " +
-                         std::to_string(N) + ", batch = " + std::to_string(nb));
+                         std::to_string(D) + ", L = " + std::to_string(L) +
+                         ", N = " + std::to_string(N) + ", batch = " + std::to_string(nb));
         auto go = [&](auto tag) {
           using T = decltype(tag);
           ssm::ScanParams<T> p;
@@ -641,7 +641,8 @@ void bind_mamba(py::module_& parent) {
           d["A"] = to_array<T>(p.A, {D, N});
           d["B"] = to_array<T>(in.B, bnl);
           d["C"] = to_array<T>(in.C, bnl);
-          d["D"] = p.D_skip.empty() ? py::object(py::none()) : py::object(to_array<T>(p.D_skip, {D}));
+          d["D"] =
+              p.D_skip.empty() ? py::object(py::none()) : py::object(to_array<T>(p.D_skip, {D}));
           d["z"] = in.z.empty() ? py::object(py::none()) : py::object(to_array<T>(in.z, bdl));
           d["delta_bias"] = to_array<T>(p.delta_bias, {D});
           d["delta_softplus"] = p.delta_softplus;
@@ -669,7 +670,10 @@ void bind_mamba(py::module_& parent) {
       "The selectivity lesson's outcome: one example sequence (u, the content positions, Δ_t and\n"
       "h_t of both models) and the recall of the content digits on the test sequences.")
       .def_property_readonly(
-          "u", [](const ssm::SelectivityResult& r) { return to_array<double>(r.u, {py::ssize_t(r.u.size())}); },
+          "u",
+          [](const ssm::SelectivityResult& r) {
+            return to_array<double>(r.u, {py::ssize_t(r.u.size())});
+          },
           "(L,) the example's digits")
       .def_property_readonly(
           "content",
@@ -786,9 +790,8 @@ void bind_mamba(py::module_& parent) {
                                "The shape of a Mamba stack (M8): d_model, d_state (N), d_conv, "
                                "expand (d_inner = expand·d_model), dt_rank (0: ⌈d_model/16⌉), "
                                "n_layers; the Δ init range and floor (M6); RMSNorm's eps.")
-      .def(py::init([](int d_model, int d_state, int d_conv, int expand, int dt_rank,
-                       int n_layers, double dt_min, double dt_max, double dt_init_floor,
-                       double rms_eps) {
+      .def(py::init([](int d_model, int d_state, int d_conv, int expand, int dt_rank, int n_layers,
+                       double dt_min, double dt_max, double dt_init_floor, double rms_eps) {
              ssm::MambaConfig c;
              c.d_model = d_model;
              c.d_state = d_state;
