@@ -12,7 +12,7 @@ import numpy as np
 import scipy.linalg
 
 import labkit
-from labkit import FAIL, PASS, TODO, lab01, lab02, lab03, lab04, lab05, lab06
+from labkit import FAIL, PASS, TODO, lab01, lab02, lab03, lab04, lab05, lab06, lab07
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -23,7 +23,7 @@ def solutions(notebook):
         nb = json.load(f)
     # What the notebooks' first cell imports (the solutions may call the library).
     ssm = labkit.ssmlab
-    ns = {"np": np, "scipy": scipy, "ssm": ssm, "hippo": ssm.hippo, "s4": ssm.s4}
+    ns = {"np": np, "scipy": scipy, "ssm": ssm, "hippo": ssm.hippo, "s4": ssm.s4, "mamba": ssm.mamba}
     for c in nb["cells"]:
         if "exercise" in c["metadata"].get("tags", []):
             exec("".join(c["source"]), ns)
@@ -588,6 +588,214 @@ class Lab06(Base):
         ]
         for wrong, fragment in cases:
             self.assertVerdict(f, wrong, FAIL, fragment)
+
+
+def softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def silu(z):
+    return z / (1 + np.exp(-z))
+
+
+class Lab07(Base):
+    sol = solutions("07-selective-scan-and-mamba.ipynb")
+
+    def test_discretize(self):
+        f, good = lab07.check_discretize, self.sol["selective_discretize"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def variant(dt_of=lambda raw, bias: softplus(raw + bias[:, None]), Ab_of=None, Bb_of=None):
+            def fn(raw, bias, A, B):
+                dt = dt_of(raw, bias)
+                dA = dt[:, :, None] * A[:, None, :]
+                Ab = np.exp(dA) if Ab_of is None else Ab_of(dt, A, dA)
+                Bb = dt[:, :, None] * B.T[None] if Bb_of is None else Bb_of(dt, A, B, dA)
+                return dt, Ab, Bb
+            return fn
+
+        full = lambda x, dA: np.broadcast_to(x, dA.shape)  # noqa: E731
+        cases = [
+            (variant(dt_of=lambda raw, bias: raw + bias[:, None]), "forgot the softplus"),
+            (variant(dt_of=lambda raw, bias: softplus(raw)), "the Δ bias is missing"),
+            (variant(dt_of=lambda raw, bias: np.exp(raw + bias[:, None])), "not e^x"),
+            (variant(Ab_of=lambda dt, A, dA: full(np.exp(A)[:, None, :], dA)), "used e^{A}, not e^{ΔA}"),
+            (variant(Ab_of=lambda dt, A, dA: 1 + dA), "forward Euler (D1)"),
+            (variant(Ab_of=lambda dt, A, dA: np.exp(-dA)), "A is already negative"),
+            (variant(Bb_of=lambda dt, A, B, dA: full(B.T[None], dA)), "B̄ = B without Δ"),
+            (variant(Bb_of=lambda dt, A, B, dA: np.expm1(dA) / A[:, None, :] * B.T[None]), "that is exact ZOH"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+
+        def state_axis_middle(raw, bias, A, B):
+            dt, Ab, Bb = good(raw, bias, A, B)
+            return dt, Ab.transpose(0, 2, 1), Bb.transpose(0, 2, 1)
+
+        def no_time_axis(raw, bias, A, B):
+            dt, Ab, Bb = good(raw, bias, A, B)
+            return dt, Ab[:, 0], Bb[:, 0]
+
+        self.assertVerdict(f, state_axis_middle, FAIL, "yours is (D, N, L)")
+        self.assertVerdict(f, no_time_axis, FAIL, "one entry per channel, step and state")
+        self.assertVerdict(f, lambda *a: good(*a)[1:], FAIL, "expected 3 outputs")
+
+    def test_scan(self):
+        f, good = lab07.check_scan, self.sol["selective_scan_np"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def variant(read_before=False, gate=silu, skip_inside=True, skip=True, softplus_=True,
+                    bias=True, Ab_of=None, Bb_of=None):
+            def fn(u, raw, b, A, B, C, D, z):
+                x = raw + (b[:, None] if bias else 0)
+                dt = softplus(x) if softplus_ else x
+                h, y = np.zeros((u.shape[0], A.shape[1])), np.empty(u.shape)
+                for t in range(u.shape[1]):
+                    dA = dt[:, t, None] * A
+                    Ab = np.exp(dA) if Ab_of is None else Ab_of(A, dA)
+                    Bb = dt[:, t, None] * B[:, t] if Bb_of is None else Bb_of(A, B[:, t], dA)
+                    if read_before:
+                        y[:, t] = h @ C[:, t]
+                    h = Ab * h + Bb * u[:, t, None]
+                    if not read_before:
+                        y[:, t] = h @ C[:, t]
+                Du = D[:, None] * u if skip else 0
+                g = 1.0 if gate is None else gate(z)
+                return ((y + Du) * g if skip_inside else y * g + Du), h
+            return fn
+
+        cases = [
+            (variant(read_before=True), "y is read before the state update"),
+            (variant(gate=lambda z: z), "not z itself"),
+            (variant(gate=lambda z: 1 / (1 + np.exp(-z))), "not the sigmoid"),
+            (variant(gate=None), "the gate is missing"),
+            (variant(skip=False), "the skip D·u is missing"),
+            (variant(skip_inside=False), "the skip goes inside the gate"),
+            (variant(Ab_of=lambda A, dA: np.broadcast_to(np.exp(A), dA.shape)), "used e^{A}, not e^{ΔA}"),
+            (variant(Bb_of=lambda A, B, dA: np.broadcast_to(B, dA.shape)), "B̄ = B without Δ"),
+            (variant(Bb_of=lambda A, B, dA: np.expm1(dA) / A * B), "exact ZOH's B̄"),
+            (variant(bias=False), "the Δ bias is missing"),
+            (variant(softplus_=False), "h grew without bound"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+        self.assertVerdict(f, lambda *a: good(*a)[0], FAIL, "expected 2 outputs")
+
+    def test_combine(self):
+        f, good = lab07.check_combine, self.sol["combine"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        cases = [
+            (lambda p, q: (p[0] * q[0], p[0] * q[1] + p[1]), "composed in the wrong order"),
+            (lambda p, q: (p[0] * q[0], q[0] * p[1]), "+ b₂ is missing"),
+            (lambda p, q: (p[0] * q[0], p[1] + q[1]), "a₂b₁ + b₂, not b₁ + b₂"),
+            (lambda p, q: (p[0] * q[0], p[0] * p[1] + q[1]), "not by a₁"),
+            (lambda p, q: (p[0] + q[0], q[0] * p[1] + q[1]), "the decays multiply"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+
+    def test_chunked(self):
+        f, good = lab07.check_chunked, self.sol["chunked_scan"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def variant(carry="scanned", decay=True, local_op=None):
+            def fn(a, b, chunk):
+                L = len(a)
+                starts = list(range(0, L, chunk))
+                pa, pb = np.empty_like(a), np.empty_like(b)
+                for s in starts:
+                    pa[s], pb[s] = a[s], b[s]
+                    for t in range(s + 1, min(s + chunk, L)):
+                        if local_op is None:
+                            pa[t], pb[t] = a[t] * pa[t - 1], a[t] * pb[t - 1] + b[t]
+                        else:
+                            pa[t], pb[t] = local_op(pa[t - 1], pb[t - 1], a[t], b[t])
+                h, h_in = np.empty_like(b), np.zeros(a.shape[1])
+                for c, s in enumerate(starts):
+                    e = min(s + chunk, L)
+                    h_out = pa[e - 1] * h_in + pb[e - 1]
+                    use = {"scanned": h_in, "none": 0.0, "out": h_out,
+                           "local": pb[s - 1] if s else 0.0}[carry]
+                    h[s:e] = (pa[s:e] if decay else 1.0) * use + pb[s:e]
+                    h_in = h_out
+                return h
+            return fn
+
+        cases = [
+            (variant(carry="none"), "the carry is not applied in the fix-up pass"),
+            (variant(decay=False), "the carry decays through the chunk"),
+            (variant(carry="out"), "off by one chunk"),
+            (variant(carry="local"), "the carries must themselves be scanned"),
+            # The reversed operator inside the chunks: right on each chunk's first step only.
+            (variant(local_op=lambda a1, b1, a2, b2: (a1 * a2, a1 * b2 + b1)), "wrong from t = 1, inside chunk 0"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+
+        def late_carry(a, b, chunk):  # the second chunk's carry only: chunks 0 and 1 right
+            h = good(a, b, chunk)
+            h[2 * chunk:] = variant(carry="none")(a, b, chunk)[2 * chunk:]
+            return h
+
+        self.assertVerdict(f, late_carry, FAIL, "the first 2 chunk(s) are right (t < 32) and chunk 2")
+        self.assertVerdict(f, lambda a, b, chunk: good(a, b, chunk).T, FAIL, "h has shape (30, 40), expected (40, 30)")
+
+    def test_lesson_weights(self):
+        f, good = lab07.check_lesson_weights, self.sol["lesson_weights"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def inv(d):
+            return np.log(np.expm1(d))
+
+        cases = [
+            (lambda dc, df: (dc - df, df), "softplus is not the identity"),
+            (lambda dc, df: (inv(dc), inv(df)), "w must make up the difference"),
+            (lambda dc, df: good(dc, df)[::-1], "the two are swapped"),
+            (lambda dc, df: (np.log(dc) - np.log(df), np.log(df)), "log Δ inverts e^x, not softplus"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+        # log(e^Δ − 1) is the same inverse written directly: exact enough here, so it passes.
+        self.assertVerdict(f, lambda dc, df: (inv(dc) - inv(df), inv(df)), PASS)
+
+    def test_convolution(self):
+        f, good = lab07.check_convolution, self.sol["scan_as_convolution"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def variant(shift=0, skip=True, Bb_of=lambda dt, A, B: dt * B, dA_of=lambda dt, A: dt * A,
+                    circular=False, full=False):
+            def fn(u, dt, A, B, C, D):
+                Dn, L = u.shape
+                k = np.arange(L)[:, None] + shift
+                y = []
+                for d in range(Dn):
+                    K = (np.exp(k * dA_of(dt[d], A[d])) * (C * Bb_of(dt[d], A[d], B))).sum(1)
+                    if circular:
+                        yd = np.fft.irfft(np.fft.rfft(K) * np.fft.rfft(u[d]), n=L)
+                    else:
+                        yd = np.convolve(K, u[d]) if full else np.convolve(K, u[d])[:L]
+                    y.append(yd + (D[d] * np.pad(u[d], (0, len(yd) - L)) if skip else 0))
+                return np.array(y)
+            return fn
+
+        cases = [
+            (variant(shift=1), "your kernel starts one power late"),
+            (variant(skip=False), "the skip D·u is missing"),
+            (variant(Bb_of=lambda dt, A, B: B), "B̄ = B without Δ"),
+            (variant(Bb_of=lambda dt, A, B: np.expm1(dt * A) / A * B), "exact ZOH's B̄"),
+            (variant(dA_of=lambda dt, A: A), "used e^{kA}, not e^{kΔA}"),
+            (variant(circular=True), "your convolution wraps around"),
+            (variant(full=True), "keep the first L"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+        self.assertVerdict(f, lambda *a: good(*a)[0], FAIL, "one row per channel")
 
 
 class Strict(unittest.TestCase):

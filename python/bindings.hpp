@@ -3,9 +3,10 @@
 // The module is a thin layer: every function calls the library (lib/) and converts NumPy arrays
 // in and out; no formula lives here. Conventions, for every stage:
 //  * arrays in: anything NumPy can turn into float64 (lists too); arrays out: new NumPy arrays.
-//  * precision: functions with a float path (stage 3's recurrence, stage 4's convolution) take
-//    float32 when given float32 arrays (or a DiscreteSSMFloat) and float64 otherwise; classes
-//    templated on the precision come in two names (FFTConv64/FFTConv32, s4.Layer64/Layer32).
+//  * precision: functions with a float path (stage 3's recurrence, stage 4's convolution, stage
+//    7's scans) take float32 when given float32 arrays (or a DiscreteSSMFloat) and float64
+//    otherwise; classes templated on the precision come in two names (FFTConv64/FFTConv32,
+//    s4.Layer64/Layer32, mamba.Model64/Model32).
 //  * channels: a 1-D array is one signal of length L; a 2-D array (H, L) is H signals, one per
 //    row (the library's Signals<T>); outputs keep the input's number of dimensions.
 //  * errors: ssm::Error (and the checks below) become ssmlab.Error, a subclass of ValueError,
@@ -102,5 +103,6 @@ void bind_recurrent(py::module_& m);
 void bind_convolution(py::module_& m);
 void bind_hippo(py::module_& m);  // the submodule ssmlab.hippo
 void bind_s4(py::module_& m);     // the submodule ssmlab.s4
+void bind_mamba(py::module_& m);  // the submodule ssmlab.mamba
 
 }  // namespace ssmpy

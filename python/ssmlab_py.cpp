@@ -8,6 +8,7 @@
 //   y2 = ssm.fft_conv(ssm.kernel(s, len(u)), u, D=s.D)   # stage 4: the same by FFT
 //   C = ssm.hippo.online(u, 0.01, ssm.hippo.Spec("legs", N=32))  # stage 5: HiPPO coefficients
 //   K = ssm.s4.dplr_kernel(m6, ssm.s4.random_C(1, 32)[0], 0.01, 1024)  # stage 6: S4 kernel
+//   y = ssm.mamba.selective_scan(**ssm.mamba.random_problem(D=64, L=1024))  # stage 7: the scan
 #include "bindings.hpp"
 
 #ifndef SSMLAB_VERSION
@@ -22,8 +23,9 @@ PYBIND11_MODULE(ssmlab, m) {
       "stage 4 kernel, causal_conv_direct, fft_conv, FFTConv64/FFTConv32; stage 5 the submodule\n"
       "hippo (legs, Online, online, reconstruct, project, …); stage 6 the submodule s4 "
       "(nplr_legs,\n"
-      "Dplr, dplr_kernel, CauchyKernel64/32, s4d_init, s4d_kernels, Layer64/32); signals "
-      "make_signal.\n"
+      "Dplr, dplr_kernel, CauchyKernel64/32, s4d_init, s4d_kernels, Layer64/32); stage 7 the\n"
+      "submodule mamba (selective_scan_reference, selective_scan, selective_scan_parallel,\n"
+      "selective_state_update, combine, Model64/32); signals make_signal.\n"
       "Invalid arguments raise ssmlab.Error (a ValueError) with the library's message.";
   m.attr("__version__") = SSMLAB_VERSION;
 
@@ -40,4 +42,5 @@ PYBIND11_MODULE(ssmlab, m) {
   ssmpy::bind_convolution(m);
   ssmpy::bind_hippo(m);
   ssmpy::bind_s4(m);
+  ssmpy::bind_mamba(m);
 }

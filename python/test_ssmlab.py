@@ -1,4 +1,4 @@
-"""Tests of the ssmlab Python module (stages 1-6), run by CTest with Debian's /usr/bin/python3.
+"""Tests of the ssmlab Python module (stages 1-7), run by CTest with Debian's /usr/bin/python3.
 
 Every test compares the bindings with an independent truth written here in NumPy/SciPy from
 MATH.md's formulas (never with numbers copied from the library's output), checks that float32
@@ -884,6 +884,377 @@ class Stage6S4(unittest.TestCase):
             layer.conv(np.zeros((3, 10)))
         with self.assertRaisesRegex(ssm.Error, r"C must be 2-D \(H, Nh\) or 1-D \(Nh,\), got shape \(1, 1, 4\)"):
             s4.s4d_kernels(m, 0.1, np.ones((1, 1, 4)), 10)
+
+
+# ---- Stage 7: the selective scan and Mamba. Truths written here in NumPy from MATH.md (M1–M8,
+# D5, D6, K1, Q1), loops over time as the equations read; never the library's own numbers.
+mamba = ssm.mamba
+
+
+def softplus_np(x):
+    return np.logaddexp(0.0, x)
+
+
+def silu_np(z):
+    return z / (1.0 + np.exp(-z))
+
+
+def scan_np(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=True, h0=None,
+            discretization="mamba"):
+    """(M1–M4) for u, delta, z (batch, D, L), A (D, N), B, C (batch, N, L): (y, h_last)."""
+    u, delta, A, B, C = (np.asarray(x, dtype=float) for x in (u, delta, A, B, C))
+    nb, Dn, L = u.shape
+    x = delta + (0.0 if delta_bias is None else np.asarray(delta_bias, float)[None, :, None])
+    dt = softplus_np(x) if delta_softplus else x  # (M1)
+    h = np.zeros((nb, Dn, A.shape[1])) if h0 is None else np.array(h0, dtype=float)
+    y = np.empty((nb, Dn, L))
+    for t in range(L):
+        dA = dt[:, :, t, None] * A  # (batch, D, N)
+        if discretization == "mamba":
+            Bb = dt[:, :, t, None] * B[:, None, :, t]  # (D6) B̄ = ΔB
+        else:
+            Bb = np.expm1(dA) / A * B[:, None, :, t]  # (D5) ZOH, diagonal A
+        h = np.exp(dA) * h + Bb * u[:, :, t, None]  # (M2), (M3)
+        y[:, :, t] = (h * C[:, None, :, t]).sum(-1)  # (M4)
+        if D is not None:
+            y[:, :, t] += np.asarray(D, float) * u[:, :, t]
+    if z is not None:
+        y = y * silu_np(np.asarray(z, float))
+    return y, h
+
+
+def mamba_np(model, X):
+    """(M8) The stack from its exposed weights: pre-norm residual blocks, then a final RMSNorm
+    (weight 1 at initialization)."""
+    c = model.config
+    L, di, N, R, K = len(X), c.d_inner, c.d_state, c.rank, c.d_conv
+
+    def rms(x, w):
+        return x / np.sqrt((x ** 2).mean(1, keepdims=True) + c.rms_eps) * w
+
+    x = np.array(X, dtype=float)
+    for l in range(c.n_layers):
+        W = model.weights(l)
+        h = rms(x, W["norm_w"])
+        xz = h @ W["in_proj"].T  # (L, 2·d_inner)
+        xs, z = xz[:, :di], xz[:, di:]
+        pad = np.vstack([np.zeros((K - 1, di)), xs])  # causal: zeros before t = 0
+        xc = silu_np(sum(W["conv_w"][:, k] * pad[k:k + L] for k in range(K)) + W["conv_b"])
+        xdbl = xc @ W["x_proj"].T  # (L, R + 2N): δ | B | C
+        draw = xdbl[:, :R] @ W["dt_proj"].T
+        y, _ = scan_np(xc.T[None], draw.T[None], -np.exp(W["A_log"]), xdbl[:, R:R + N].T[None],
+                       xdbl[:, R + N:].T[None], W["D"], z.T[None], W["dt_bias"])
+        x = x + y[0].T @ W["out_proj"].T
+    return rms(x, 1.0)
+
+
+class Stage7Mamba(unittest.TestCase):
+    def problem(self, **kw):
+        args = dict(D=5, L=60, N=6, batch=2, seed=3, initial_state=True)
+        args.update(kw)
+        return mamba.random_problem(**args)
+
+    def test_random_problem_M6(self):
+        p = self.problem()
+        self.assertEqual((p["u"].shape, p["delta"].shape, p["z"].shape, p["A"].shape, p["B"].shape,
+                          p["C"].shape, p["D"].shape, p["delta_bias"].shape, p["h0"].shape),
+                         ((2, 5, 60), (2, 5, 60), (2, 5, 60), (5, 6), (2, 6, 60), (2, 6, 60), (5,),
+                          (5,), (2, 5, 6)))
+        # A_{d,n} = −(n+1)·e^ε with a small jitter; Δ at Δraw = 0 in Mamba's [1e-3, 1e-1]; D = 1.
+        ratio = -p["A"] / (np.arange(6) + 1.0)
+        self.assertTrue(np.all((ratio > 0.5) & (ratio < 2)))
+        dt0 = softplus_np(p["delta_bias"])
+        self.assertTrue(np.all((dt0 >= 1e-3 * (1 - 1e-12)) & (dt0 <= 1e-1 * (1 + 1e-12))), dt0)
+        np.testing.assert_array_equal(p["D"], 1.0)
+        one = mamba.random_problem(4, 30, 3, gate=False, skip=False, constant_in_time=True,
+                                   discretization="zoh", dtype="float32")
+        self.assertEqual((one["u"].shape, one["B"].shape, one["u"].dtype), ((4, 30), (3, 30), np.float32))
+        self.assertIsNone(one["z"])
+        self.assertIsNone(one["D"])
+        self.assertIsNone(one["h0"])
+        self.assertEqual(one["discretization"], "zoh")
+        for k in ("delta", "B", "C"):
+            np.testing.assert_array_equal(one[k], one[k][:, :1] * np.ones(30))
+        np.testing.assert_array_equal(mamba.random_problem(3, 9, seed=5)["u"],
+                                      mamba.random_problem(3, 9, seed=5)["u"])
+
+    def test_reference_M1_M4(self):
+        for disc in ("mamba", "zoh"):
+            for softplus in (True, False):
+                p = self.problem(discretization=disc)
+                if not softplus:  # Δ = Δraw + bias must stay > 0 for a stable step
+                    p["delta"] = np.abs(p["delta"]) + 0.01
+                    p["delta_bias"] = None
+                p["delta_softplus"] = softplus
+                y, h = mamba.selective_scan_reference(**p, return_state=True)
+                yt, ht = scan_np(**p)
+                self.assertLess(rel_err(y, yt), 1e-12)
+                self.assertLess(rel_err(h, ht), 1e-12)
+        # Options off: no gate, no skip, no initial state, no bias; scalars for D and the bias.
+        p = self.problem(gate=False, skip=False, initial_state=False)
+        self.assertIsNone(p["z"])
+        y = mamba.selective_scan_reference(**p)
+        self.assertLess(rel_err(y, scan_np(**p)[0]), 1e-12)
+        q = dict(p, D=0.5, delta_bias=-2.0)
+        self.assertLess(rel_err(mamba.selective_scan_reference(**q), scan_np(**dict(q, D=np.full(5, 0.5), delta_bias=np.full(5, -2.0)))[0]), 1e-12)
+        # One sequence without the batch axis: the first sequence of the batch.
+        p = self.problem()
+        one = {k: (v[0] if k in ("u", "delta", "z", "B", "C", "h0") else v) for k, v in p.items()}
+        y1, h1 = mamba.selective_scan_reference(**one, return_state=True)
+        self.assertEqual((y1.shape, h1.shape), ((5, 60), (5, 6)))
+        yt, ht = scan_np(**p)
+        self.assertLess(rel_err(y1, yt[0]), 1e-12)
+        self.assertLess(rel_err(h1, ht[0]), 1e-12)
+        # float32 in: the reference still computes and returns float64.
+        self.assertEqual(mamba.selective_scan_reference(**self.problem(dtype="float32")).dtype, np.float64)
+
+    def test_fast_parallel_stepwise(self):
+        for disc in ("mamba", "zoh"):
+            for N in (6, 16):  # 16 takes the fast scan's unrolled path
+                p = self.problem(D=21, L=150, N=N, discretization=disc)  # D not a multiple of 16 or 8
+                yt, ht = scan_np(**p)
+                y, h = mamba.selective_scan(**p, return_state=True, threads=2)
+                self.assertEqual(y.dtype, np.float64)
+                self.assertLess(rel_err(y, yt), 1e-12)
+                self.assertLess(rel_err(h, ht), 1e-12)
+                # float32: ε = 6e-8 accumulated over the slowest state's memory (~1/(Δ|A|) ≲ 1e3
+                # steps) and the rounding of the inputs: 2e-7 measured, bound 1e-4 (as stages 3-6).
+                p32 = {k: (v.astype(np.float32) if isinstance(v, np.ndarray) else v) for k, v in p.items()}
+                y32, h32 = mamba.selective_scan(**p32, return_state=True)
+                self.assertEqual((y32.dtype, h32.dtype), (np.float32, np.float32))
+                self.assertLess(rel_err(y32, yt), 1e-4)
+                self.assertLess(rel_err(h32, ht), 1e-4)
+                for chunks in (0, 1, 3, 7, 150, 1000):  # more chunks than steps: one step each
+                    y, h = mamba.selective_scan_parallel(**p, return_state=True, threads=2, chunks=chunks)
+                    self.assertLess(rel_err(y, yt), 1e-12, chunks)
+                    self.assertLess(rel_err(h, ht), 1e-12, chunks)
+                self.assertLess(rel_err(mamba.selective_scan_parallel(**p32, chunks=5), yt), 1e-4)
+                y, h = mamba.selective_scan_stepwise(**p, return_state=True)
+                self.assertLess(rel_err(y, yt), 1e-12)
+                self.assertLess(rel_err(h, ht), 1e-12)
+                self.assertEqual(mamba.selective_scan_stepwise(**p32).dtype, np.float32)
+        # The fast paths keep their buffers between calls: what a later call leaves out (gate,
+        # initial state) must stay out, and a smaller problem must not see the larger one's data.
+        p = self.problem(D=21, L=150, N=6)
+        for fn in (mamba.selective_scan, mamba.selective_scan_parallel, mamba.selective_scan_stepwise):
+            fn(**p)
+            q = dict(self.problem(D=3, L=20, N=6, seed=9), z=None, h0=None)
+            self.assertLess(rel_err(fn(**q), scan_np(**q)[0]), 1e-12)
+
+    def test_state_update_token_by_token(self):
+        p = self.problem(L=40)
+        yt, ht = scan_np(**p)
+        h = p["h0"]
+        for t in range(40):
+            y, h2 = mamba.selective_state_update(h, p["u"][:, :, t], p["delta"][:, :, t], p["A"],
+                                                 p["B"][:, :, t], p["C"][:, :, t], D=p["D"],
+                                                 z=p["z"][:, :, t], delta_bias=p["delta_bias"])
+            self.assertIsNot(h2, h)
+            h = h2
+            self.assertEqual(y.shape, (2, 5))
+            self.assertLess(rel_err(y, yt[:, :, t]), 1e-12)
+        self.assertLess(rel_err(h, ht), 1e-12)
+        # None is the zero state; without the batch axis; float32 in, float32 out.
+        one = self.problem(batch=None, initial_state=False, gate=False)
+        y1, _ = scan_np(**{k: (v[None] if k in ("u", "delta", "B", "C") else v) for k, v in one.items()})
+        y, h = mamba.selective_state_update(None, one["u"][:, 0], one["delta"][:, 0], one["A"],
+                                            one["B"][:, 0], one["C"][:, 0], D=one["D"],
+                                            delta_bias=one["delta_bias"])
+        self.assertEqual((y.shape, h.shape), ((5,), (5, 6)))
+        self.assertLess(rel_err(y, y1[0, :, 0]), 1e-12)
+        y, h = mamba.selective_state_update(h.astype(np.float32), one["u"][:, 1].astype(np.float32),
+                                            one["delta"][:, 1], one["A"], one["B"][:, 1], one["C"][:, 1],
+                                            D=one["D"], delta_bias=one["delta_bias"])
+        self.assertEqual((y.dtype, h.dtype), (np.float32, np.float32))
+        self.assertLess(rel_err(y, y1[0, :, 1]), 1e-4)
+
+    def test_combine_M5(self):
+        rng = np.random.default_rng(4)
+        a1, b1, a2, b2 = rng.uniform(0.1, 1, (4, 7))
+        a, b = mamba.combine((a1, b1), (a2, b2))
+        # "first, then second": h ↦ a₂(a₁h + b₁) + b₂.
+        h = rng.standard_normal(7)
+        np.testing.assert_allclose(a * h + b, a2 * (a1 * h + b1) + b2, rtol=1e-14)
+        self.assertEqual(mamba.combine((2.0, 3.0), (5.0, 7.0)), (10.0, 22.0))
+        a, b = mamba.combine((a1, b1), (0.5, 0.0))  # broadcasting a pair of scalars
+        np.testing.assert_allclose((a, b), (0.5 * a1, 0.5 * b1), rtol=1e-15)
+        # Associative: a left fold and a tree of the same 16 steps give the same map.
+        steps = list(zip(*rng.uniform(0.5, 1, (2, 16))))
+        left = (1.0, 0.0)
+        for s in steps:
+            left = mamba.combine(left, s)
+        tree = steps
+        while len(tree) > 1:
+            tree = [mamba.combine(tree[i], tree[i + 1]) for i in range(0, len(tree), 2)]
+        np.testing.assert_allclose(left, tree[0], rtol=1e-13)
+
+    def test_as_convolution_M7(self):
+        for disc in ("mamba", "zoh"):
+            p = self.problem(batch=None, L=200, gate=False, initial_state=False,
+                             constant_in_time=True, discretization=disc)
+            y = mamba.selective_scan_as_convolution(**p)
+            # (Q1) with the scan's B̄ (D6 or D5): K̄_k = Σ_n C_n B̄_n e^{kΔA_n}; y = K̄ * u + D u (K1).
+            k = np.arange(200)[:, None]
+            truth = np.empty((5, 200))
+            for d in range(5):
+                dt = softplus_np(p["delta"][d, 0] + p["delta_bias"][d])
+                A, B, C = p["A"][d], p["B"][:, 0], p["C"][:, 0]
+                Bb = dt * B if disc == "mamba" else np.expm1(dt * A) / A * B
+                K = (np.exp(k * dt * A) * (C * Bb)).sum(1)
+                truth[d] = np.convolve(K, p["u"][d])[:200] + p["D"][d] * p["u"][d]
+            self.assertLess(rel_err(y, truth), 1e-11)
+            self.assertLess(rel_err(mamba.selective_scan_reference(**p), truth), 1e-11)
+        with self.assertRaisesRegex(ssm.Error, r"delta changes in time \(row 0, t = 1\)"):
+            mamba.selective_scan_as_convolution(**self.problem(batch=None, gate=False, initial_state=False))
+        with self.assertRaisesRegex(ssm.Error, "the gate z is not part of the LTI view"):
+            mamba.selective_scan_as_convolution(**self.problem(constant_in_time=True))
+
+    def test_inverse_softplus_M6(self):
+        d = np.array([1e-4, 1e-3, 0.1, 1.0, 20.0])
+        np.testing.assert_allclose(softplus_np(mamba.inverse_softplus(d)), d, rtol=1e-13)
+        self.assertAlmostEqual(softplus_np(mamba.inverse_softplus(0.01)), 0.01, delta=1e-16)
+        with self.assertRaisesRegex(ssm.Error, "must be finite and > 0"):
+            mamba.inverse_softplus(0.0)
+
+    def test_selectivity_lesson(self):
+        r = mamba.selectivity_lesson(L=48, K=3, N=6, vocab=6, train=300, test=200, seed=2)
+        self.assertEqual((r.u.shape, r.content.shape, r.states_sel.shape, r.states_lti.shape,
+                          r.truth.shape, r.lti_grid.shape[1]), ((48,), (3,), (6, 48), (6, 48), (600,), 2))
+        self.assertAlmostEqual(r.chance, 1 / 6)
+        # (M1) the hand-set Δ: softplus(w·m − 12) with w so that Δ = 1 on content.
+        m = np.zeros(48)
+        m[r.content] = 1
+        w = mamba.inverse_softplus(1.0) + 12
+        np.testing.assert_allclose(r.delta_sel, softplus_np(w * m - 12), rtol=1e-13)
+        np.testing.assert_allclose(r.delta_lti, r.lti_delta, rtol=1e-12)
+        # h_t of the example: one channel, A_n = −0.5(n+1), B = 1 (M2–M3), by NumPy's loop.
+        A = -0.5 * (np.arange(6) + 1.0)
+        h, states = np.zeros(6), []
+        for t in range(48):
+            h = np.exp(r.delta_sel[t] * A) * h + r.delta_sel[t] * r.u[t]
+            states.append(h)
+        self.assertLess(rel_err(r.states_sel, np.array(states).T), 1e-12)
+        # Recall: rounded readouts equal to the truth; the lesson's claim (selective ≫ LTI).
+        np.testing.assert_allclose(r.recall_sel, np.mean(np.round(r.decoded_sel) == r.truth))
+        np.testing.assert_allclose(r.recall_lti, np.mean(np.round(r.decoded_lti) == r.truth))
+        self.assertEqual(r.recall_lti, r.lti_grid[:, 1].max())
+        self.assertGreater(r.recall_sel, 0.95)
+        self.assertLess(r.recall_lti, r.chance + 0.3)
+        with self.assertRaisesRegex(ssm.Error, r"selectivity lesson: K = 9 is out of range \[1, 6\]"):
+            mamba.selectivity_lesson(K=9, N=6)
+
+    def test_precision_row(self):
+        r = mamba.precision_row(8, 300, 4, seed=3)
+        # inputs_only: the float64 scan on float32-rounded inputs against the exact inputs, here
+        # by NumPy on the same Mamba-like problem (the library's generator, no gate, no skip).
+        p = mamba.random_problem(8, 300, 4, batch=1, seed=3, gate=False, skip=False)
+        p["delta_bias"] = mamba.inverse_softplus(softplus_np(p["delta_bias"]))  # delta_scale = 1
+        y = scan_np(**p)[0]
+        q = {k: (v.astype(np.float32).astype(float) if isinstance(v, np.ndarray) else v) for k, v in p.items()}
+        self.assertAlmostEqual(r["inputs_only"], rel_err(scan_np(**q)[0], y), delta=1e-3 * r["inputs_only"])
+        mem = max(1 / (softplus_np(p["delta_bias"][d]) * np.min(-p["A"][d])) for d in range(8))
+        self.assertAlmostEqual(r["memory_steps"], mem, delta=1e-9 * mem)
+        self.assertEqual(r["L"], 300)
+        for k in ("coefficients", "recurrence", "fast_float", "bf16_state"):
+            self.assertTrue(0 < r[k] < 1e-1, (k, r[k]))
+        self.assertGreater(r["bf16_state"], r["recurrence"])  # 8 mantissa bits against 24
+
+    def test_model_M8(self):
+        cfg = mamba.Config(d_model=8, d_state=4, n_layers=2)
+        self.assertEqual((cfg.d_inner, cfg.rank, cfg.d_conv, cfg.expand), (16, 1, 4, 2))
+        m = mamba.Model64(cfg, seed=5)
+        # (M6) the initialization: A_log = log(n+1), D = 1, Δ = softplus(dt_bias) in [dt_min, dt_max].
+        W = m.weights(1)
+        self.assertEqual((W["in_proj"].shape, W["conv_w"].shape, W["x_proj"].shape, W["dt_proj"].shape,
+                          W["out_proj"].shape), ((32, 8), (16, 4), (9, 16), (16, 1), (8, 16)))
+        np.testing.assert_allclose(W["A_log"], np.log(np.arange(1, 5.0)) * np.ones((16, 1)), rtol=1e-15)
+        np.testing.assert_array_equal(W["D"], 1.0)
+        dt = softplus_np(W["dt_bias"])
+        self.assertTrue(np.all((dt > 1e-3 * (1 - 1e-9)) & (dt < 1e-1 * (1 + 1e-9))))
+        sp = m.scan_params(1)
+        np.testing.assert_allclose(sp["A"], -np.exp(W["A_log"]), rtol=1e-15)
+        self.assertEqual((sp["delta_softplus"], sp["discretization"]), (True, "mamba"))
+        # Scan mode against NumPy's block from the same weights (M8).
+        X = np.random.default_rng(6).standard_normal((30, 8))
+        Y = m.forward(X)
+        self.assertEqual(Y.shape, (30, 8))
+        self.assertLess(rel_err(Y, mamba_np(m, X)), 1e-11)
+        # Step mode token by token: the same outputs, and the state forward() leaves.
+        st = m.initial_state()
+        self.assertEqual((st.n_layers, st.conv(0).shape, st.ssm(1).shape), (2, (16, 4), (16, 4)))
+        np.testing.assert_array_equal(st.ssm(0), 0.0)
+        Ys = np.array([m.step(x, st) for x in X])
+        self.assertLess(rel_err(Ys, Y), 1e-11)
+        Y2, st2 = m.forward(X, return_state=True, threads=2)
+        self.assertLess(rel_err(Y2, Y), 1e-14)
+        for l in range(2):
+            self.assertLess(rel_err(st2.ssm(l), st.ssm(l)), 1e-11)
+            self.assertLess(rel_err(st2.conv(l), st.conv(l)), 1e-13)  # the last d_conv inputs
+        # A prompt in scan mode, then the rest token by token; copy() keeps a state.
+        Yp, sp_ = m.forward(X[:20], return_state=True)
+        keep = sp_.copy()
+        tail = np.array([m.step(x, sp_) for x in X[20:]])
+        self.assertLess(rel_err(np.r_[Yp, tail], Y), 1e-11)
+        self.assertLess(rel_err(m.step(X[20], keep), Y[20]), 1e-11)
+        # float32: the same weights rounded; 1e-7 measured, bound 1e-4.
+        m32 = mamba.Model32(cfg, seed=5)
+        self.assertEqual(m32.forward(X).dtype, np.float32)
+        self.assertLess(rel_err(m32.forward(X), Y), 1e-4)
+        st32 = m32.initial_state()
+        self.assertLess(rel_err(np.array([m32.step(x, st32) for x in X]), Y), 1e-4)
+        # RMSNorm by itself.
+        w = np.linspace(0.5, 2, 8)
+        np.testing.assert_allclose(mamba.rms_norm(X, w), X / np.sqrt((X ** 2).mean(1, keepdims=True) + 1e-5) * w, rtol=1e-14)
+
+    def test_errors(self):
+        p = self.problem()
+        with self.assertRaisesRegex(ssm.Error, r"u must be 3-D \(batch, D, L\) or 2-D \(D, L\) for one sequence, got shape \(60,\)"):
+            mamba.selective_scan(**dict(p, u=p["u"][0, 0]))
+        with self.assertRaisesRegex(ssm.Error, r"B must have shape \(batch, N, L\) = \(2, 6, 60\), got \(2, 60, 6\)"):
+            mamba.selective_scan_reference(**dict(p, B=p["B"].transpose(0, 2, 1)))
+        with self.assertRaisesRegex(ssm.Error, r"delta must have shape \(batch, D, L\) \(the shape of u\) = \(2, 5, 60\), got \(2, 5, 59\)"):
+            mamba.selective_scan_parallel(**dict(p, delta=p["delta"][:, :, 1:]))
+        with self.assertRaisesRegex(ssm.Error, r"A must have shape \(D, N\) with D = 5 \(from u\), got shape \(6, 5\)"):
+            mamba.selective_scan(**dict(p, A=p["A"].T))
+        with self.assertRaisesRegex(ssm.Error, r"h0 must have shape \(batch, D, N\) = \(2, 5, 6\), got \(5, 6\)"):
+            mamba.selective_scan(**dict(p, h0=p["h0"][0]))
+        with self.assertRaisesRegex(ssm.Error, r"D must have shape \(D,\) = \(5,\), got \(4,\)"):
+            mamba.selective_scan(**dict(p, D=np.ones(4)))
+        with self.assertRaisesRegex(ssm.Error, r"A\[1\]\[2\] = 0.5 must be < 0"):
+            A = p["A"].copy()
+            A[1, 2] = 0.5
+            mamba.selective_scan_reference(**dict(p, A=A))
+        with self.assertRaisesRegex(ssm.Error, r"u\[1\]\[0\]\[3\] = nan is not finite"):
+            u = p["u"].copy()
+            u[1, 0, 3] = np.nan
+            mamba.selective_scan(**dict(p, u=u))  # the fast path validates values from Python
+        with self.assertRaisesRegex(ssm.Error, r"unknown discretization 'euler' \(valid: mamba, zoh\)"):
+            mamba.selective_scan(**dict(p, discretization="euler"))
+        with self.assertRaisesRegex(ssm.Error, "chunks must be >= 0"):
+            mamba.selective_scan_parallel(**p, chunks=-1)
+        with self.assertRaisesRegex(ssm.Error, r"N = 300 is out of range \[1, 256\]"):
+            q = self.problem(batch=None, gate=False, initial_state=False, N=1)
+            mamba.selective_scan(**dict(q, A=-np.ones((5, 300)), B=np.ones((300, 60)), C=np.ones((300, 60))))
+        with self.assertRaisesRegex(ssm.Error, r"B must have shape \(batch, N\) = \(2, 6\), got \(2, 5\)"):
+            mamba.selective_state_update(None, p["u"][:, :, 0], p["delta"][:, :, 0], p["A"], np.ones((2, 5)), np.ones((2, 6)))
+        with self.assertRaisesRegex(ssm.Error, r"h must have shape \(batch, D, N\) = \(2, 5, 6\)"):
+            mamba.selective_state_update(np.zeros((2, 5)), p["u"][:, :, 0], p["delta"][:, :, 0], p["A"], np.ones((2, 6)), np.ones((2, 6)))
+        with self.assertRaisesRegex(ssm.Error, "combine: first and second must be pairs"):
+            mamba.combine((1.0, 2.0, 3.0), (1.0, 2.0))
+        with self.assertRaisesRegex(ssm.Error, "dtype must be float32 or float64"):
+            mamba.random_problem(2, 3, dtype=np.int64)
+        with self.assertRaisesRegex(ssm.Error, r"Mamba config: d_state = 300 is out of range \[1, 256\]"):
+            mamba.Model64(mamba.Config(d_model=8, d_state=300))
+        m = mamba.Model64(mamba.Config(d_model=8, d_state=4, n_layers=1))
+        with self.assertRaisesRegex(ssm.Error, "input has 7 features per token, expected d_model = 8"):
+            m.forward(np.zeros((5, 7)))
+        with self.assertRaisesRegex(ssm.Error, r"x must have shape \(d_model,\) = \(8,\), one token, got shape \(7,\)"):
+            m.step(np.zeros(7), m.initial_state())
+        with self.assertRaisesRegex(ssm.Error, r"Mamba step: state has 2 layers, expected 1"):
+            m.step(np.zeros(8), mamba.Model64(mamba.Config(d_model=8, d_state=4, n_layers=2)).initial_state())
+        with self.assertRaisesRegex(ssm.Error, r"layer 1 is out of range \[0, 1\)"):
+            m.weights(1)
+        self.assertTrue(issubclass(ssm.Error, ValueError))
 
 
 class Signals(unittest.TestCase):
