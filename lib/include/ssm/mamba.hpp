@@ -66,6 +66,9 @@ struct MambaBlockWeights {
 template <class T>
 struct MambaLayerState {
   MatT<T> conv;        // (d_inner, d_conv): the conv's input window, oldest first (zeros at start)
+                       // Only its last d_conv − 1 columns carry information between tokens
+                       // (step() shifts the oldest out first); it is kept whole, as Mamba's
+                       // conv_state is, so a step is one shift and one row-wise dot product.
   std::vector<T> ssm;  // (1, d_inner, N): the scan's h
 };
 
@@ -87,15 +90,16 @@ class MambaModel {
   void forward(const Signals<T>& X, Signals<T>& Y, std::vector<MambaLayerState<T>>* state = nullptr,
                int threads = 1) const;
 
-  // Step mode: one token x (d_model) → y (d_model); `state` (from initial_state() or forward())
-  // is advanced by one step. O(d_model·d_inner + d_inner·N) per token.
+  // Step mode: one token x (d_model values at x) → y (d_model values written at y); `state`
+  // (from initial_state() or forward(), one entry per layer, checked) is advanced by one step. O(d_model·d_inner + d_inner·N) per token.
   void step(const T* x, T* y, std::vector<MambaLayerState<T>>& state) const;
 
   // Zero conv windows and zero scan states, one per layer.
   std::vector<MambaLayerState<T>> initial_state() const;
 
-  // The scan parameters of layer l (A = −exp(A_log), D, Δ bias, softplus on).
-  const ScanParams<T>& scan_params(int l) const { return scan_[static_cast<std::size_t>(l)]; }
+  // The scan parameters of layer l in [0, n_layers) (A = −exp(A_log), D, Δ bias, softplus on);
+  // throws std::out_of_range outside.
+  const ScanParams<T>& scan_params(int l) const { return scan_.at(static_cast<std::size_t>(l)); }
 
  private:
   void block_forward(int l, const Signals<T>& h, Signals<T>& out, MambaLayerState<T>* st,

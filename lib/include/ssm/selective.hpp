@@ -222,7 +222,7 @@ struct SelectivityResult {
 };
 
 // Runs the lesson (reference scan in double, step mode for the example's states). Validates the
-// config: L in [2, 4096], K in [1, min(N, L/2)], N in [1, 32], vocab in [2, 100], train ≥ 2N,
+// config: L in [2, 4096], K in [1, min(N, L/2)], N in [1, 32], vocab in [2, 100], train ≥ 2N + 2,
 // test ≥ 1, delta_content in (0, 10], a0 in (0, 10]. Cost O((train + test)·L·N·grid).
 SelectivityResult selectivity_lesson(const SelectivityConfig& cfg);
 
