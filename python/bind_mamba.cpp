@@ -107,6 +107,15 @@ py::array_t<T> to_array(const std::vector<T>& v, const Shape& shape) {
   return out;
 }
 
+// A read-only property returning the 1-D NumPy copy of a std::vector member.
+template <class C, class T>
+auto vector_property(std::vector<T> C::*member) {
+  return [member](const C& obj) {
+    const auto& v = obj.*member;
+    return to_array<T>(v, {py::ssize_t(v.size())});
+  };
+}
+
 // The keyword arguments every scan takes, as given.
 struct ScanArgs {
   py::object u, delta, A, B, C, D, z, delta_bias, h0, disc;
@@ -669,30 +678,14 @@ void bind_mamba(py::module_& parent) {
       m, "SelectivityResult",
       "The selectivity lesson's outcome: one example sequence (u, the content positions, Δ_t and\n"
       "h_t of both models) and the recall of the content digits on the test sequences.")
-      .def_property_readonly(
-          "u",
-          [](const ssm::SelectivityResult& r) {
-            return to_array<double>(r.u, {py::ssize_t(r.u.size())});
-          },
-          "(L,) the example's digits")
-      .def_property_readonly(
-          "content",
-          [](const ssm::SelectivityResult& r) {
-            return to_array<int>(r.content, {py::ssize_t(r.content.size())});
-          },
-          "(K,) the positions of its content tokens")
-      .def_property_readonly(
-          "delta_sel",
-          [](const ssm::SelectivityResult& r) {
-            return to_array<double>(r.delta_sel, {py::ssize_t(r.delta_sel.size())});
-          },
-          "(L,) Δ_t of the selective model on the example")
-      .def_property_readonly(
-          "delta_lti",
-          [](const ssm::SelectivityResult& r) {
-            return to_array<double>(r.delta_lti, {py::ssize_t(r.delta_lti.size())});
-          },
-          "(L,) Δ_t of the reported LTI model (constant)")
+      .def_property_readonly("u", vector_property(&ssm::SelectivityResult::u),
+                             "(L,) the example's digits")
+      .def_property_readonly("content", vector_property(&ssm::SelectivityResult::content),
+                             "(K,) the positions of its content tokens")
+      .def_property_readonly("delta_sel", vector_property(&ssm::SelectivityResult::delta_sel),
+                             "(L,) Δ_t of the selective model on the example")
+      .def_property_readonly("delta_lti", vector_property(&ssm::SelectivityResult::delta_lti),
+                             "(L,) Δ_t of the reported LTI model (constant)")
       .def_readonly("states_sel", &ssm::SelectivityResult::states_sel,
                     "(N, L) h_t of the selective model on the example (step mode)")
       .def_readonly("states_lti", &ssm::SelectivityResult::states_lti,
@@ -715,24 +708,12 @@ void bind_mamba(py::module_& parent) {
             return to_array<double>(v, {py::ssize_t(r.lti_grid.size()), 2});
           },
           "(G, 2): (Δ, recall) of every constant Δ tried")
-      .def_property_readonly(
-          "truth",
-          [](const ssm::SelectivityResult& r) {
-            return to_array<double>(r.truth, {py::ssize_t(r.truth.size())});
-          },
-          "every test content digit (test·K,)")
-      .def_property_readonly(
-          "decoded_sel",
-          [](const ssm::SelectivityResult& r) {
-            return to_array<double>(r.decoded_sel, {py::ssize_t(r.decoded_sel.size())});
-          },
-          "the selective model's readout of each (before rounding)")
-      .def_property_readonly(
-          "decoded_lti",
-          [](const ssm::SelectivityResult& r) {
-            return to_array<double>(r.decoded_lti, {py::ssize_t(r.decoded_lti.size())});
-          },
-          "the LTI model's readout of each")
+      .def_property_readonly("truth", vector_property(&ssm::SelectivityResult::truth),
+                             "every test content digit (test·K,)")
+      .def_property_readonly("decoded_sel", vector_property(&ssm::SelectivityResult::decoded_sel),
+                             "the selective model's readout of each (before rounding)")
+      .def_property_readonly("decoded_lti", vector_property(&ssm::SelectivityResult::decoded_lti),
+                             "the LTI model's readout of each")
       .def("__repr__", [](const ssm::SelectivityResult& r) {
         return "<ssmlab.mamba.SelectivityResult recall_sel=" + ssm::fmt(r.recall_sel) +
                " recall_lti=" + ssm::fmt(r.recall_lti) + " chance=" + ssm::fmt(r.chance) + ">";
