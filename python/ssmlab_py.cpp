@@ -15,7 +15,8 @@
 #define SSMLAB_VERSION "unknown"
 #endif
 
-PYBIND11_MODULE(ssmlab, m) {
+// Compiled as ssmlab._core; python/ssmlab/__init__.py re-exports it as the package ssmlab.
+PYBIND11_MODULE(_core, m) {
   namespace py = pybind11;
   m.doc() =
       "ssmlab: from a continuous state space model to Mamba, stage by stage.\n"

@@ -1,8 +1,9 @@
 """labkit: what every ssmlab notebook imports.
 
-* `ssmlab`: the library's Python module, found on PYTHONPATH, in $SSMLAB_PYTHONPATH, or in the
-  build/release/python folder of the checkout this file lives in (after
-  `cmake --preset release && cmake --build build/release --target ssmlab_py`, or scripts/labs).
+* `ssmlab`: the library's Python package, found on sys.path (installed: README, "Install"; or
+  PYTHONPATH), in $SSMLAB_PYTHONPATH, or in the build/release/python folder of the checkout
+  this file lives in (after `cmake --preset release && cmake --build build/release --target
+  ssmlab_py`, or scripts/labs).
 * `check(...)`: the engine behind every exercise's check cell. It calls the student's function,
   compares the result with the library's, and prints one verdict:
     ✓  it matches (with the measured error and the tolerance);
@@ -48,7 +49,7 @@ def _import_ssmlab():
             break
         d = parent
     for c in candidates:
-        built = glob.glob(os.path.join(c, "ssmlab*.so")) if c else []
+        built = glob.glob(os.path.join(c, "ssmlab", "_core*.so")) if c else []
         if not built:
             continue
         tag = sys.implementation.cache_tag  # e.g. cpython-311
@@ -64,7 +65,7 @@ def _import_ssmlab():
     raise ImportError(
         "the ssmlab Python module was not found: build it with `scripts/labs build` (or "
         "`cmake --preset release && cmake --build build/release --target ssmlab_py`), or set "
-        "SSMLAB_PYTHONPATH to the folder that holds ssmlab*.so"
+        "SSMLAB_PYTHONPATH to the folder that holds ssmlab/_core*.so"
     )
 
 
