@@ -67,6 +67,7 @@ def main(argv):
     a = ap.parse_args(argv)
 
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -83,9 +84,15 @@ def main(argv):
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
+        # The kernel talks over Unix sockets in our own temporary folder, not TCP ports: with
+        # TCP, jupyter_client picks free ports, releases them and the kernel binds them later,
+        # so kernels started side by side (ctest -j2, or other programs on the machine) can
+        # take the same port ("ZMQError: Address already in use", seen in CI).
+        km = KernelManager(kernel_name=use_this_python(tmp), transport="ipc",
+                           ip=os.path.join(tmp, "kernel"))
         # startup_timeout: a kernel can take long to start while the whole suite loads both cores.
-        client = NotebookClient(nb, kernel_name=use_this_python(tmp), timeout=a.timeout,
-                                startup_timeout=180, resources={"metadata": {"path": HERE}})
+        client = NotebookClient(nb, km=km, timeout=a.timeout, startup_timeout=180,
+                                resources={"metadata": {"path": HERE}})
         error = None
         try:
             client.execute()
