@@ -1,5 +1,17 @@
 # One-line helpers to add an app, a test file or a benchmark (DESIGN.md, "CMake as fmt does it").
 
+# The CPU flags of SSM_NATIVE, one list for every user: ssm_target_defaults (the build tree's
+# targets), ssm::core's installed interface and ssmlab.pc (their consumers: Eigen's ABI depends on
+# the instruction set, lib/CMakeLists.txt). GCC keeps to 256-bit vectors by default even on
+# AVX-512 CPUs; ask for 512 where it exists.
+set(SSM_ARCH_FLAGS "")
+if(SSM_NATIVE AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+  set(SSM_ARCH_FLAGS -march=native)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    list(APPEND SSM_ARCH_FLAGS -mprefer-vector-width=512)
+  endif()
+endif()
+
 # Warnings and CPU flags for every ssmlab target, kept off the global flags.
 function(ssm_target_defaults target)
   target_compile_features(${target} PUBLIC cxx_std_20)
@@ -8,10 +20,8 @@ function(ssm_target_defaults target)
     # GCC 12 warns falsely inside its own AVX-512 intrinsics when Eigen uses them (GCC PR 105593).
     # GCC 12 also warns falsely about memcpy overlap inside std::string (GCC PR 105329).
     $<$<CXX_COMPILER_ID:GNU>:-Wno-maybe-uninitialized -Wno-restrict>)
-  if(SSM_NATIVE AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
-    # GCC keeps to 256-bit vectors by default even on AVX-512 CPUs; ask for 512 where it exists.
-    target_compile_options(${target} PRIVATE -march=native
-      $<$<CXX_COMPILER_ID:GNU>:-mprefer-vector-width=512>)
+  if(SSM_ARCH_FLAGS)
+    target_compile_options(${target} PRIVATE ${SSM_ARCH_FLAGS})
   endif()
 endfunction()
 

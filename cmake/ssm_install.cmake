@@ -4,8 +4,7 @@
 #   cmake --install build/release --prefix P
 # Nothing installed names the source or build tree: the config and .pc find everything relative
 # to their own location, the dependencies by find_dependency or pkg-config.
-include(GNUInstallDirs)
-include(CMakePackageConfigHelpers)
+include(CMakePackageConfigHelpers)  # (GNUInstallDirs: included at the top, lib/ needs it first)
 set(SSM_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/ssmlab)
 
 install(DIRECTORY lib/include/ssm DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
@@ -28,11 +27,9 @@ install(FILES ${PROJECT_BINARY_DIR}/ssmlabConfig.cmake ${PROJECT_BINARY_DIR}/ssm
         DESTINATION ${SSM_INSTALL_CMAKEDIR} COMPONENT dev)
 # The same -march as the library for pkg-config's consumers (see lib/CMakeLists.txt: Eigen's ABI).
 set(SSM_PC_ARCH_FLAGS "")
-if(SSM_NATIVE AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
-  set(SSM_PC_ARCH_FLAGS " -march=native")
-  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
-    string(APPEND SSM_PC_ARCH_FLAGS " -mprefer-vector-width=512")
-  endif()
+if(SSM_ARCH_FLAGS)
+  list(JOIN SSM_ARCH_FLAGS " " _flags)
+  set(SSM_PC_ARCH_FLAGS " ${_flags}")
 endif()
 configure_file(cmake/ssmlab.pc.in ${PROJECT_BINARY_DIR}/ssmlab.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/ssmlab.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig

@@ -23,6 +23,11 @@ no_tree_paths() {  # no installed text file under $1 names the source or build t
   hits=$(grep -rIl -e "$(realpath "$src")" -e "$(realpath "$build")" "$@" || true)
   [ -z "$hits" ] || fail "installed files name the source or build tree: $hits"
 }
+check_module() {  # python3 -m ssmlab from site-packages folder $1: the installed copy, passing
+  PYTHONPATH=$1 "$py" -m ssmlab >run.txt || { cat run.txt; fail "python3 -m ssmlab exited non-zero"; }
+  want "^ssmlab .*\($1/ssmlab\)" run.txt   # the installed copy, not the build tree's
+  want ': PASS$' run.txt
+}
 cd "$work"
 
 case "$mode" in
@@ -61,9 +66,7 @@ case "$mode" in
     no_tree_paths "$sp"
     PYTHONPATH=$sp "$py" -m ssmlab --version >version.txt
     want '^ssmlab [0-9]+\.[0-9]+\.[0-9]+$' version.txt
-    PYTHONPATH=$sp "$py" -m ssmlab >run.txt || { cat run.txt; fail "python3 -m ssmlab exited non-zero"; }
-    want "^ssmlab .*\($sp/ssmlab\)" run.txt   # the installed copy, not the build tree's
-    want ': PASS$' run.txt
+    check_module "$sp"
     PYTHONPATH=$sp "$py" -c 'import ssmlab.mamba, ssmlab.s4, ssmlab.hippo, ssmlab as s; assert s.mamba is ssmlab.mamba'
     cat version.txt run.txt
     ;;
@@ -77,9 +80,7 @@ case "$mode" in
     mapfile -t found < <(find "$work/moved" -path '*-packages/ssmlab/__init__.py')
     [ ${#found[@]} = 1 ] || fail "pip installed ${#found[@]} ssmlab packages under the prefix: ${found[*]}"
     sp=$(dirname "$(dirname "${found[0]}")")
-    PYTHONPATH=$sp "$py" -m ssmlab >run.txt || { cat run.txt; fail "python3 -m ssmlab exited non-zero"; }
-    want "^ssmlab .*\($sp/ssmlab\)" run.txt
-    want ': PASS$' run.txt
+    check_module "$sp"
     echo "pip installed into <prefix>/${sp#"$work/moved/"}"; cat run.txt
     ;;
   *) echo "install_test.sh: unknown mode '$mode'" >&2; exit 99 ;;
