@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <functional>
+#include <vector>
 #include <sstream>
 #include <string>
 
@@ -64,6 +66,26 @@ double rel_err(const Eigen::DenseBase<DA>& a, const Eigen::DenseBase<DB>& b) {
   const double scale = b.derived().cwiseAbs().maxCoeff();
   const double d = (a.derived().template cast<typename DB::Scalar>() - b.derived()).cwiseAbs().maxCoeff();
   return scale > 0 ? d / scale : d;
+}
+
+// max |a − ref| / max |ref| of two flat arrays (any precision against a double reference).
+template <class T>
+double rel(const std::vector<T>& a, const std::vector<double>& ref) {
+  REQUIRE(a.size() == ref.size());
+  const Eigen::ArrayXd x =
+      Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(a.data(), Eigen::Index(a.size()))
+          .template cast<double>();
+  return ssm::max_rel_diff(x, Eigen::Map<const Eigen::ArrayXd>(ref.data(), Eigen::Index(ref.size())));
+}
+
+// The message of the ssm::Error fn throws ("" when it does not throw).
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const ssm::Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace test

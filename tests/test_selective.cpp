@@ -14,24 +14,8 @@ using namespace ssm;
 
 namespace {
 
-template <class T>
-double rel(const std::vector<T>& a, const std::vector<double>& ref) {
-  REQUIRE(a.size() == ref.size());
-  const Eigen::ArrayXd x =
-      Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(a.data(), Eigen::Index(a.size()))
-          .template cast<double>();
-  return max_rel_diff(x, Eigen::Map<const Eigen::ArrayXd>(ref.data(), Eigen::Index(ref.size())));
-}
-
-// The message of the Error fn throws ("" when it does not throw).
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
+using test::rel;
 
 // One channel, N = 1, given Δ (no softplus), A, B, C, D: the closed form of (M2)–(M4),
 // h_t = Σ_{s≤t} e^{ΔA(t−s)} B̄ u_s with B̄ = ΔB (Mamba) or (e^{ΔA} − 1)/A·B (ZOH).
