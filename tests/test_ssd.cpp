@@ -139,9 +139,9 @@ TEST_CASE("ssd: step mode token by token equals the scan, final state included")
     for (int b = 0; b < B; ++b)
       std::copy_n(&yt[b * H * P], H * P, &y[(std::size_t(b) * L + t) * H * P]);
   }
-  // The same loop as the reference, one token at a time: identical up to the order of nothing.
-  CHECK(rel(y, ref.y) < 1e-15);
-  CHECK(rel(h, ref.h_last) < 1e-15);
+  // The recurrence one token at a time, its sums over n vectorized: rounding only.
+  CHECK(rel(y, ref.y) < 1e-13);
+  CHECK(rel(h, ref.h_last) < 1e-13);
 }
 
 TEST_CASE("ssd: linear attention is SSD with a = 1 (A = 0)") {

@@ -6,6 +6,8 @@
 #include <random>
 #include <string>
 
+#include <omp.h>
+
 #include "ssm/selective.hpp"  // inverse_softplus (M6)
 
 namespace ssm {
@@ -170,6 +172,9 @@ void ssd_chunked(const SsdParams<T>& p, const SsdInputs<T>& in, SsdOutputs<T>& o
   const int pairs = in.batch * H;
 #pragma omp parallel num_threads(resolve_threads(threads))
   {
+    // Each thread runs its GEMMs alone. Without this a 1-thread team, an inactive region, lets
+    // Eigen open its own 2-thread region for every small product: measured 30× slower.
+    omp_set_num_threads(1);
     using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
     RowMat<T> Gm(Qe, Qe), Xd(Qe, P), S(N, P), Yc(Qe, P), CS(Qe, P);
     Arr cs(Qe), dt(Qe);
@@ -233,6 +238,7 @@ void ssd_sequential(const SsdParams<T>& p, const SsdInputs<T>& in, SsdOutputs<T>
   const int pairs = in.batch * H;
 #pragma omp parallel num_threads(resolve_threads(threads))
   {
+    omp_set_num_threads(1);  // Eigen's products stay on this thread (see ssd_chunked)
     RowMat<T> S(N, P);  // H_t as (N, P)
 #pragma omp for schedule(dynamic)
     for (int bh = 0; bh < pairs; ++bh) {
@@ -272,17 +278,15 @@ void ssd_step(const SsdParams<T>& p, int batch, const T* x, const T* delta, cons
       const T* xt = x + (std::size_t(b) * H + hd) * P;
       const T* Bt = B + (std::size_t(b) * G + hd / hpg) * N;
       const T* Ct = C + (std::size_t(b) * G + hd / hpg) * N;
-      T* S = &h[(std::size_t(b) * H + hd) * P * N];
+      // The state of this head as a (P, N) row-major matrix: a rank-1 update and a mat-vec
+      // (X1), vectorized by Eigen.
+      Eigen::Map<RowMat<T>> S(&h[(std::size_t(b) * H + hd) * P * N], P, N);
+      const Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>> xv(xt, P), Bv(Bt, N), Cv(Ct, N);
       const T Dh = p.D_skip.empty() ? T(0) : p.D_skip[hd];
-      for (int i = 0; i < P; ++i) {
-        T acc = 0;
-        for (int n = 0; n < N; ++n) {
-          T& s = S[i * N + n];
-          s = a * s + dt * Bt[n] * xt[i];  // (X1)
-          acc += Ct[n] * s;
-        }
-        y[(std::size_t(b) * H + hd) * P + i] = acc + Dh * xt[i];
-      }
+      S *= a;
+      S.noalias() += (dt * xv) * Bv.transpose();  // H ← a H + Δ x Bᵀ (stored transposed: P×N)
+      Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>(y + (std::size_t(b) * H + hd) * P, P) =
+          S * Cv + Dh * xv;
     }
 }
 
