@@ -104,5 +104,6 @@ void bind_convolution(py::module_& m);
 void bind_hippo(py::module_& m);  // the submodule ssmlab.hippo
 void bind_s4(py::module_& m);     // the submodule ssmlab.s4
 void bind_mamba(py::module_& m);  // the submodule ssmlab.mamba
+void bind_ssd(py::module_& m);    // the submodule ssmlab.ssd
 
 }  // namespace ssmpy

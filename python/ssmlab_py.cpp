@@ -44,4 +44,5 @@ PYBIND11_MODULE(_core, m) {
   ssmpy::bind_hippo(m);
   ssmpy::bind_s4(m);
   ssmpy::bind_mamba(m);
+  ssmpy::bind_ssd(m);
 }

@@ -1284,5 +1284,80 @@ class Signals(unittest.TestCase):
                 ssm.read_csv_column(p)
 
 
+# ---- Stage 9: state space duality. Truths in NumPy from docs/MATH.md (X1, X2, X5, X7, X8).
+ssd = ssm.ssd
+
+
+def ssd_np(x, delta, A, B, C, D, delta_bias):
+    """(X1) The recurrence, a loop over t: H_t = a_t H_{t-1} + Δ_t x_t B_tᵀ (stored (H, P, N))."""
+    L, H, P = x.shape
+    G, N = B.shape[1:]
+    dt = softplus_np(delta + delta_bias)
+    S = np.zeros((H, P, N))
+    y = np.empty_like(x)
+    for t in range(L):
+        Bt = np.repeat(B[t], H // G, axis=0)  # (H, N): head h reads group h // (H/G)
+        Ct = np.repeat(C[t], H // G, axis=0)
+        S = np.exp(dt[t] * A)[:, None, None] * S + dt[t][:, None, None] * x[t][:, :, None] * Bt[:, None, :]
+        y[t] = np.einsum("hpn,hn->hp", S, Ct) + D[:, None] * x[t]
+    return y
+
+
+class TestSsd(unittest.TestCase):
+    def setUp(self):
+        self.p = ssd.random_problem(L=70, H=4, P=3, N=5, G=2, seed=3)
+
+    def test_reference_and_chunked_match_numpy(self):
+        y = ssd_np(**self.p)
+        np.testing.assert_allclose(ssd.ssd_reference(**self.p), y, rtol=1e-12, atol=1e-13)
+        for Q in (1, 9, 70):
+            np.testing.assert_allclose(ssd.ssd_chunked(**self.p, chunk=Q), y, rtol=1e-11, atol=1e-12)
+        p32 = {k: v.astype(np.float32) for k, v in self.p.items()}
+        y32 = ssd.ssd_chunked(**p32, chunk=16)
+        self.assertEqual(y32.dtype, np.float32)
+        np.testing.assert_allclose(y32, y, rtol=1e-4, atol=1e-5)  # float32 rounding
+
+    def test_matrix_is_the_masked_attention(self):
+        p = dict(self.p, D=np.zeros(4))
+        x, dt = p["x"], softplus_np(p["delta"] + p["delta_bias"])
+        h = 2
+        g = h // 2
+        cs = np.cumsum(dt[:, h] * p["A"][h])
+        mask = np.tril(np.exp(cs[:, None] - cs[None, :]))  # (X2) L[t, s]
+        M = mask * (p["C"][:, g] @ p["B"][:, g].T) * dt[:, h][None, :]
+        np.testing.assert_allclose(ssd.ssd_matrix(**p, head=h), M, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(M @ x[:, h], ssd_np(**p)[:, h], rtol=1e-11, atol=1e-12)
+        self.assertLessEqual(ssd.offdiag_rank(M, 10), 5)
+
+    def test_linear_attention_and_softmax_attention(self):
+        rng = np.random.default_rng(1)
+        q, k, v = rng.normal(size=(30, 4)), rng.normal(size=(30, 4)), rng.normal(size=(30, 2))
+        np.testing.assert_allclose(ssd.linear_attention(q, k, v), np.tril(q @ k.T) @ v, rtol=1e-12, atol=1e-12)
+        sc = q @ k.T / 2.0
+        sc = np.where(np.tril(np.ones((30, 30))) > 0, sc, -np.inf)
+        w = np.exp(sc - sc.max(1, keepdims=True))
+        np.testing.assert_allclose(ssd.causal_attention(q, k, v), (w / w.sum(1, keepdims=True)) @ v,
+                                   rtol=1e-12, atol=1e-12)
+
+    def test_log_space_and_blelloch_scans(self):
+        rng = np.random.default_rng(2)
+        a, b = rng.uniform(0.5, 1.0, 40), rng.normal(size=40)
+        h, ref = 0.0, []
+        for t in range(40):
+            h = a[t] * h + b[t]
+            ref.append(h)
+        np.testing.assert_allclose(ssd.log_space_scan(a, b), ref, rtol=1e-10, atol=1e-12)
+        A, Bp, combines, depth = ssd.blelloch_scan(a, b)
+        np.testing.assert_allclose(Bp, ref, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(A, np.cumprod(a), rtol=1e-12)
+        self.assertEqual(depth, 2 * 6)  # 40 padded to 64 = 2^6: up-sweep and down-sweep
+
+    def test_bad_input_names_the_argument(self):
+        with self.assertRaisesRegex(ssm.Error, r"delta must have shape \(L, H\)"):
+            ssd.ssd_reference(**dict(self.p, delta=np.zeros((70, 3))))
+        with self.assertRaisesRegex(ssm.Error, "chunk length Q = 0"):
+            ssd.ssd_chunked(**self.p, chunk=0)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -131,3 +131,17 @@ ssm_cli_test("mamba u too short" 2 "--u: 'u.csv' has 3 samples, expected at leas
 ssm_cli_test("mamba content above N" 2 "--content must be in \\[1, 8\\], got 9" -- ${MB} --content 9)
 ssm_cli_test("mamba timing shape" 2 "--timing-shape needs 4 values, got 3" -- ${MB} --timing-shape 1,2,3)
 ssm_cli_test("mamba delta-content" 2 "--delta-content must be in \\(0, 10\\], got 0" -- ${MB} --delta-content 0)
+
+# ssm-ssd (stage 9): a quick run passes every view's check; bad shapes are refused in one line.
+set(SD $<TARGET_FILE:ssm-ssd>)
+ssm_cli_test("ssm-ssd quick run" 0 "PASS" -- ${SD} --L 96 --context-max 256)
+ssm_cli_test("ssm-ssd --plot --csv --json" 0 "\"offdiag_rank\"" -- sh -c
+  "${SD} --L 64 --context-max 128 --plot s.png --csv s.csv --json && test -s s.png && test -s s-decode.png && test -s s-logspace.png && test -s s.csv")
+ssm_cli_test("ssm-ssd --help explains the duality" 0 "semiseparable" -- ${SD} --help)
+ssm_cli_test("ssd headdim not dividing width" 2 "ssm-ssd: error: --headdim 5 does not divide --width 16" --absent s.png -- ${SD} --headdim 5 --plot s.png)
+ssm_cli_test("ssd groups not dividing heads" 2 "--groups 3 does not divide the 4 heads" -- ${SD} --groups 3)
+ssm_cli_test("ssd chunk zero" 2 "--chunk must be in \\[1, 1048576\\], got 0" -- ${SD} --chunk 0)
+ssm_cli_test("ssd chunk negative" 2 "--chunk must be in \\[1, 1048576\\], got -4" -- ${SD} --chunk -4)
+ssm_cli_test("ssd state zero" 2 "--state must be in \\[1, 256\\], got 0" -- ${SD} --state 0)
+ssm_cli_test("ssd context not a power of two" 2 "--context-max 1000 is not a power of two" -- ${SD} --context-max 1000)
+ssm_cli_test("ssd L not a number" 2 "--L" -- ${SD} --L abc)
