@@ -11,6 +11,7 @@
 //   (BM_FmaPeak gives the peak; the "Q sweep" rows, 1 thread, show the best chunk for each N, P)
 #include <benchmark/benchmark.h>
 
+#include <Eigen/Dense>
 #include <map>
 #include <tuple>
 #include <vector>
@@ -142,18 +143,53 @@ void BM_SsdSweep(benchmark::State& st) {
   st.counters["Q"] = Q;
 }
 
+
+// Args: Q, N, P (1 thread). The four matrix products of one chunk at the SSD's shapes, alone,
+// on contiguous operands: C Bᵀ (Q×N·N×Q), (·)(Δx) (Q×Q·Q×P), C H (Q×N·N×P), Bᵀ(wΔx) (N×Q·Q×P).
+// Their GFLOP/s against BM_FmaPeak is what Eigen's GEMM reaches at these sizes: the ceiling of
+// the whole SSD, whose other work (the decay mask's exps, scalings) runs between them.
+void BM_ChunkProducts(benchmark::State& st) {
+  const int Q = static_cast<int>(st.range(0)), N = static_cast<int>(st.range(1)),
+            P = static_cast<int>(st.range(2));
+  using RM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const RM C = RM::Random(Q, N), B = RM::Random(Q, N), X = RM::Random(Q, P), S = RM::Random(N, P);
+  RM G(Q, Q), Y(Q, P), Z(Q, P), T(N, P);
+  const int eigen_threads = Eigen::nbThreads();
+  Eigen::setNbThreads(1);  // one core, as each thread of ssd_chunked runs its products
+  for (auto _ : st) {
+    G.noalias() = C * B.transpose();
+    Y.noalias() = G * X;
+    Z.noalias() = C * S;
+    T.noalias() = B.transpose() * X;
+    benchmark::DoNotOptimize(Y.data());
+    benchmark::DoNotOptimize(Z.data());
+    benchmark::DoNotOptimize(T.data());
+  }
+  Eigen::setNbThreads(eigen_threads);
+  const double flops = 2.0 * Q * Q * (N + P) + 4.0 * Q * N * P;
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(flops * 1e-9 * double(st.iterations()), benchmark::Counter::kIsRate);
+  st.counters["Q"] = Q;
+  st.counters["N"] = N;
+  st.counters["P"] = P;
+}
+
 }  // namespace
 
 BENCHMARK(BM_FmaPeak)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Ssd)
-    ->ArgsProduct({{32, 64, 128, 256}, {1, 2}})
+    ->ArgsProduct({{16, 32, 64, 128, 256}, {1, 2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ChunkProducts)
+    ->ArgsProduct({{32, 64, 128, 256}, {128}, {64}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SsdSequential)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Mamba1Scan)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SsdSweep)
-    ->ArgsProduct({{32, 64, 256}, {64}, {32, 64, 128, 256}})
-    ->ArgsProduct({{128}, {32, 128}, {32, 64, 128, 256}})
+    ->ArgsProduct({{32, 64, 128, 256}, {64}, {8, 16, 32, 64, 128}})
+    ->ArgsProduct({{128}, {32, 128}, {8, 16, 32, 64, 128}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
