@@ -11,6 +11,8 @@
 //   (BM_FmaPeak gives the peak; the "Q sweep" rows, 1 thread, show the best chunk for each N, P)
 #include <benchmark/benchmark.h>
 
+#include <omp.h>
+
 #include <Eigen/Dense>
 #include <map>
 #include <tuple>
@@ -154,18 +156,21 @@ void BM_ChunkProducts(benchmark::State& st) {
   using RM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const RM C = RM::Random(Q, N), B = RM::Random(Q, N), X = RM::Random(Q, P), S = RM::Random(N, P);
   RM G(Q, Q), Y(Q, P), Z(Q, P), T(N, P);
-  const int eigen_threads = Eigen::nbThreads();
-  Eigen::setNbThreads(1);  // one core, as each thread of ssd_chunked runs its products
   for (auto _ : st) {
-    G.noalias() = C * B.transpose();
-    Y.noalias() = G * X;
-    Z.noalias() = C * S;
-    T.noalias() = B.transpose() * X;
+    // One core, pinned the way ssd_chunked pins each thread's products (Eigen::setNbThreads is
+    // left alone: once set, Eigen would ignore the per-thread setting and nest teams).
+#pragma omp parallel num_threads(1)
+    {
+      omp_set_num_threads(1);
+      G.noalias() = C * B.transpose();
+      Y.noalias() = G * X;
+      Z.noalias() = C * S;
+      T.noalias() = B.transpose() * X;
+    }
     benchmark::DoNotOptimize(Y.data());
     benchmark::DoNotOptimize(Z.data());
     benchmark::DoNotOptimize(T.data());
   }
-  Eigen::setNbThreads(eigen_threads);
   const double flops = 2.0 * Q * Q * (N + P) + 4.0 * Q * N * P;
   st.counters["GFLOP/s"] =
       benchmark::Counter(flops * 1e-9 * double(st.iterations()), benchmark::Counter::kIsRate);

@@ -85,6 +85,9 @@ Mat ssd_matrix(const SsdParams<double>& p, const SsdInputs<double>& in, int b, i
 // reference to rounding. The products are Eigen GEMMs on strided views of x, B, C (no copies);
 // (batch, head) pairs spread over `threads` (0 = all cores). Memory: O(Q² + Q·(N + P) + N·P)
 // per thread beyond the outputs. Validates sizes (not values; call validate first).
+// Each thread runs its products alone (omp_set_num_threads(1) inside its region); a caller
+// that has called Eigen::setNbThreads(n > 1) overrides that and makes Eigen nest a team inside
+// every small product (measured 10–30× slower): leave Eigen's own setting alone.
 template <class T>
 void ssd_chunked(const SsdParams<T>& p, const SsdInputs<T>& in, SsdOutputs<T>& out, int Q,
                  int threads = 1);
