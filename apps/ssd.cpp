@@ -384,15 +384,18 @@ int main(int argc, char** argv) {
       const std::size_t b2 = held_bytes(s2.conv) + s2.ssm.size() * sizeof(float);
       const double us1 = 1e6 * app::time_median([&] { mamba1.step(tok.data(), y.data(), s1); });
       const double us2 = 1e6 * app::time_median([&] { mamba2.step(tok.data(), y.data(), s2); });
+      double kv_worst = 0;
       for (long long ctx = 64; ctx <= context_max; ctx *= 2) {
         auto cache = att.make_cache();
-        cache.reserve(std::size_t(ctx) + 4096);
+        cache.reserve(std::size_t(ctx));
         // The context's keys and values; their values do not change the cost of a step.
         for (long long t = 0; t < ctx; ++t) {
           for (auto& v : kv) v = nrm(rng);
           cache.append(kv.data(), kv.data());
         }
-        const std::size_t bytes = std::size_t(cache.size()) * 2 * d_model * sizeof(float);
+        const std::size_t bytes = cache.bytes();  // what the container holds
+        kv_worst = std::max(kv_worst, std::fabs(double(bytes) - 2.0 * double(ctx) * d_model * 4));
+        cache.reserve(std::size_t(ctx) + 1);  // room for the timed token, allocated untimed
         // Each timed step appends a token; cutting the cache back after it keeps L fixed.
         const std::size_t before = cache.size();
         const double us = 1e6 * app::time_median([&] {
@@ -417,6 +420,15 @@ int main(int argc, char** argv) {
         t_m2.y.push_back(us2);
       }
       o << dt.text();
+      // The formulas beside the measurements (X5): what each state holds, in float.
+      const long long f1 = 4LL * m1.d_inner() * (m1.d_state + m1.d_conv),
+                      f2 = 4LL * (1LL * m2.nheads() * m2.headdim * m2.d_state +
+                                  1LL * m2.conv_dim() * m2.d_conv);
+      o << "formulas: KV cache 2·L·d_model·4 B; Mamba-1 d_inner·(N + d_conv)·4 = " << f1
+        << " B; Mamba-2 (H·P·N + (d_inner + 2GN)·d_conv)·4 = " << f2 << " B\n";
+      a.check("decode: KV cache bytes measured vs 2·L·d_model·4, worst L", kv_worst, 0.0);
+      a.check("decode: Mamba-1 state bytes measured vs formula", std::fabs(double(b1) - f1), 0.0);
+      a.check("decode: Mamba-2 state bytes measured vs formula", std::fabs(double(b2) - f2), 0.0);
       a.table(dt, "decode");
       plot::Figure fig;
       fig.title = "Generating one token: attention's KV cache and its cost grow with the context; "
