@@ -139,8 +139,9 @@ void AttentionLayer<T>::forward(const Signals<T>& U, Signals<T>& Y, KVCache<T>* 
   if (!cache) {
     causal_attention(q, k, v, heads_, a);  // (X5): all tokens at once
   } else {
-    require(cache->heads() == heads_ && cache->d_k() == dm_ / heads_,
-            "attention forward: the cache was made for another layer shape");
+    require(
+        cache->heads() == heads_ && cache->d_k() == dm_ / heads_ && cache->d_v() == dm_ / heads_,
+        "attention forward: the cache was made for another layer shape");
     const std::size_t first = cache->size();
     for (Eigen::Index t = 0; t < U.rows(); ++t) cache->append(&k(t, 0), &v(t, 0));
     attend(q, first, *cache, a);
@@ -150,7 +151,7 @@ void AttentionLayer<T>::forward(const Signals<T>& U, Signals<T>& Y, KVCache<T>* 
 
 template <class T>
 void AttentionLayer<T>::step(const T* u, T* y, KVCache<T>& cache) const {
-  require(cache.heads() == heads_ && cache.d_k() == dm_ / heads_,
+  require(cache.heads() == heads_ && cache.d_k() == dm_ / heads_ && cache.d_v() == dm_ / heads_,
           "attention step: the cache was made for another layer shape");
   const Eigen::Map<const Signals<T>> U(u, 1, dm_);
   const Signals<T> q = U * Wq_.transpose(), k = U * Wk_.transpose(), v = U * Wv_.transpose();
