@@ -72,10 +72,7 @@ double rel_err(const Eigen::DenseBase<DA>& a, const Eigen::DenseBase<DB>& b) {
 template <class T>
 double rel(const std::vector<T>& a, const std::vector<double>& ref) {
   REQUIRE(a.size() == ref.size());
-  const Eigen::ArrayXd x =
-      Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(a.data(), Eigen::Index(a.size()))
-          .template cast<double>();
-  return ssm::max_rel_diff(x, Eigen::Map<const Eigen::ArrayXd>(ref.data(), Eigen::Index(ref.size())));
+  return ssm::max_rel_diff(a, ref);
 }
 
 // The message of the ssm::Error fn throws ("" when it does not throw).

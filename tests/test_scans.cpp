@@ -17,25 +17,8 @@ using namespace ssm;
 
 namespace {
 
-// max |a − ref| / max |ref| (the project's relative error).
-template <class T>
-double rel(const std::vector<T>& a, const std::vector<double>& ref) {
-  REQUIRE(a.size() == ref.size());
-  const Eigen::ArrayXd x =
-      Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(a.data(), Eigen::Index(a.size()))
-          .template cast<double>();
-  return max_rel_diff(x, Eigen::Map<const Eigen::ArrayXd>(ref.data(), Eigen::Index(ref.size())));
-}
-
-// The message of the Error fn throws ("" when it does not throw).
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
+using test::rel;
 
 double silu(double z) { return z / (1 + std::exp(-z)); }
 

@@ -4,29 +4,19 @@
 #include <random>
 #include <string>
 
+#include "elementwise.hpp"
+
 namespace ssm {
 
 namespace {
+
+using detail::silu;
+using detail::uniform;
 
 void check_range(const char* name, int v, int lo, int hi) {
   if (v < lo || v > hi)
     throw Error(std::string("Mamba config: ") + name + " = " + std::to_string(v) +
                 " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-}
-
-template <class T>
-T silu(T v) {
-  return v / (T(1) + std::exp(-v));
-}
-
-// PyTorch's default for Linear and Conv1d weights: uniform in ±1/√fan_in.
-template <class T>
-MatT<T> uniform(std::mt19937_64& rng, Eigen::Index rows, Eigen::Index cols, double bound) {
-  std::uniform_real_distribution<double> u(-bound, bound);
-  MatT<T> m(rows, cols);
-  for (Eigen::Index j = 0; j < cols; ++j)
-    for (Eigen::Index i = 0; i < rows; ++i) m(i, j) = static_cast<T>(u(rng));
-  return m;
 }
 
 }  // namespace

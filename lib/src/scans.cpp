@@ -6,46 +6,15 @@
 #include <limits>
 #include <string>
 
+#include "elementwise.hpp"
+
 namespace ssm {
 
-// ---------------------------------------------------------------------------------------------
-// Per-element math (M1, M2, M4). Kept local: selective.cpp's helpers are private to it, and the
-// anti-causal reference is meant to be written independently anyway.
-// ---------------------------------------------------------------------------------------------
-namespace {
-
-template <class T>
-T softplus(T x) {
-  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
-}
-
-template <class T>
-T silu(T z) {
-  return z / (T(1) + std::exp(-z));
-}
-
-// Δ of channel d from its raw value (M1).
-template <class T>
-T delta_of(const ScanParams<T>& p, T raw, std::size_t d) {
-  const T x = raw + (p.delta_bias.empty() ? T(0) : p.delta_bias[d]);
-  return p.delta_softplus ? softplus(x) : x;
-}
-
-// B̄ of one element (M2): Mamba's Δ B (D6) or ZOH's (e^{ΔA} − 1)/A · B (D5).
-template <class T>
-T bbar_of(ScanDiscretization disc, T dt, T A, T B) {
-  return disc == ScanDiscretization::Mamba ? dt * B : std::expm1(dt * A) / A * B;
-}
-
-// y_t = Σ_n C h + D u, gated (M4).
-template <class T>
-T output(const ScanParams<T>& p, T sum_ch, T u, const std::vector<T>& z, std::size_t i,
-         std::size_t d) {
-  const T y = sum_ch + (p.D_skip.empty() ? T(0) : p.D_skip[d]) * u;
-  return z.empty() ? y : y * silu(z[i]);
-}
-
-}  // namespace
+using detail::bbar_of;  // the per-element math (M1, M2, M4): lib/src/elementwise.hpp
+using detail::delta_of;
+using detail::output;
+using detail::silu;
+using detail::step_pair;
 
 // ---------------------------------------------------------------------------------------------
 // (X6) Bidirectional scan
@@ -137,7 +106,7 @@ ScanOutputs<double> selective_scan_anticausal_reference(const ScanParams<double>
           h[n] = std::exp(dt * A) * h[n] + bbar_of(p.disc, dt, A, in.B[j]) * in.u[i];
           sum += in.C[j] * h[n];
         }
-        out.y[i] = output(p, sum, in.u[i], in.z, i, d);
+        out.y[i] = output(p, sum, in.u[i], in.z.empty() ? nullptr : &in.z[i], d);
       }
       for (std::size_t n = 0; n < N; ++n) out.h_last[(b * D + d) * N + n] = h[n];  // h_0
     }
@@ -217,36 +186,53 @@ void log_space_scan(const std::vector<T>& a, const std::vector<T>& b, T h0, std:
   log_space_dispatch(astar.data(), b.data(), L, h0, h.data());
 }
 
-template <class T>
-void selective_scan_logspace(const ScanParams<T>& p, const ScanInputs<T>& in,
-                             ScanOutputs<T>& out) {
+namespace {
+
+// What the whole-scan variants below share: per (b, d), Δ_t (M1); per state n, `states` fills
+// h_t of that one series from (Δ (L), A_{d,n}, B_{n,·} (L), u_{d,·} (L), h_{−1}); then
+// y_t = Σ_n C_{t,n} h_{t,n} + D u_t, gated (M4). Validates (values included).
+template <class T, class States>
+void scan_by_series(const ScanParams<T>& p, const ScanInputs<T>& in, ScanOutputs<T>& out,
+                    States states) {
   validate(p, in, true);
   const auto nb = static_cast<std::size_t>(in.batch), D = static_cast<std::size_t>(p.D),
              N = static_cast<std::size_t>(p.N), L = static_cast<std::size_t>(in.L);
   out.y.assign(nb * D * L, T(0));
   out.h_last.assign(nb * D * N, T(0));
-  std::vector<T> dt(L), astar(L), bu(L), h(L), sum(L);  // one (b, d) row, one state at a time
+  std::vector<T> dt(L), h(L), sum(L);  // one (b, d) row, one state at a time
   for (std::size_t b = 0; b < nb; ++b)
     for (std::size_t d = 0; d < D; ++d) {
       const std::size_t row = (b * D + d) * L;  // (b, d, ·)
       for (std::size_t t = 0; t < L; ++t) dt[t] = delta_of(p, in.delta[row + t], d);  // (M1)
       std::fill(sum.begin(), sum.end(), T(0));
       for (std::size_t n = 0; n < N; ++n) {
-        const T A = p.A[d * N + n];
         const std::size_t bn = (b * N + n) * L;  // (b, n, ·)
-        T acc = 0;
-        for (std::size_t t = 0; t < L; ++t) {
-          astar[t] = acc += dt[t] * A;  // log Ā_t = Δ_t A, summed directly (see the header)
-          bu[t] = bbar_of(p.disc, dt[t], A, in.B[bn + t]) * in.u[row + t];  // (M2)
-        }
         const T h0 = in.h0.empty() ? T(0) : in.h0[(b * D + d) * N + n];
-        log_space_dispatch(astar.data(), bu.data(), L, h0, h.data());  // (X7) for (M3)
-        for (std::size_t t = 0; t < L; ++t) sum[t] += in.C[bn + t] * h[t];  // (M4)
+        states(dt.data(), p.A[d * N + n], &in.B[bn], &in.u[row], h0, h.data());  // (M3)
+        for (std::size_t t = 0; t < L; ++t) sum[t] += in.C[bn + t] * h[t];        // (M4)
         out.h_last[(b * D + d) * N + n] = h[L - 1];
       }
       for (std::size_t t = 0; t < L; ++t)
-        out.y[row + t] = output(p, sum[t], in.u[row + t], in.z, row + t, d);
+        out.y[row + t] =
+            output(p, sum[t], in.u[row + t], in.z.empty() ? nullptr : &in.z[row + t], d);
     }
+}
+
+}  // namespace
+
+template <class T>
+void selective_scan_logspace(const ScanParams<T>& p, const ScanInputs<T>& in,
+                             ScanOutputs<T>& out) {
+  const auto L = static_cast<std::size_t>(std::max(in.L, 0));
+  std::vector<T> astar(L), bu(L);
+  scan_by_series(p, in, out, [&](const T* dt, T A, const T* B, const T* u, T h0, T* h) {
+    T acc = 0;
+    for (std::size_t t = 0; t < L; ++t) {
+      astar[t] = acc += dt[t] * A;  // log Ā_t = Δ_t A, summed directly (see the header)
+      bu[t] = bbar_of(p.disc, dt[t], A, B[t]) * u[t];  // (M2)
+    }
+    log_space_dispatch(astar.data(), bu.data(), L, h0, h);  // (X7) for (M3)
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,37 +300,17 @@ ScanCounts hillis_steele_scan(std::vector<ScanPair<T>>& x) {
 template <class T>
 ScanCounts selective_scan_blelloch(const ScanParams<T>& p, const ScanInputs<T>& in,
                                    ScanOutputs<T>& out) {
-  validate(p, in, true);
-  const auto nb = static_cast<std::size_t>(in.batch), D = static_cast<std::size_t>(p.D),
-             N = static_cast<std::size_t>(p.N), L = static_cast<std::size_t>(in.L);
-  out.y.assign(nb * D * L, T(0));
-  out.h_last.assign(nb * D * N, T(0));
   ScanCounts counts;
-  std::vector<T> dt(L), sum(L);
-  std::vector<ScanPair<T>> pairs(L);
-  for (std::size_t b = 0; b < nb; ++b)
-    for (std::size_t d = 0; d < D; ++d) {
-      const std::size_t row = (b * D + d) * L;  // (b, d, ·)
-      for (std::size_t t = 0; t < L; ++t) dt[t] = delta_of(p, in.delta[row + t], d);  // (M1)
-      std::fill(sum.begin(), sum.end(), T(0));
-      for (std::size_t n = 0; n < N; ++n) {
-        const T A = p.A[d * N + n];
-        const std::size_t bn = (b * N + n) * L;  // (b, n, ·)
-        pairs.resize(L);
-        for (std::size_t t = 0; t < L; ++t)  // the step pair (Ā_t, B̄_t u_t) (M2, M5)
-          pairs[t] = {std::exp(dt[t] * A), bbar_of(p.disc, dt[t], A, in.B[bn + t]) * in.u[row + t]};
-        counts = blelloch_scan(pairs);  // (X8)
-        const T h0 = in.h0.empty() ? T(0) : in.h0[(b * D + d) * N + n];
-        T h = 0;
-        for (std::size_t t = 0; t < L; ++t) {
-          h = pairs[t].a * h0 + pairs[t].b;  // steps 0 … t applied to h_{−1} = h0 (M3)
-          sum[t] += in.C[bn + t] * h;        // (M4)
-        }
-        out.h_last[(b * D + d) * N + n] = h;
-      }
-      for (std::size_t t = 0; t < L; ++t)
-        out.y[row + t] = output(p, sum[t], in.u[row + t], in.z, row + t, d);
-    }
+  std::vector<ScanPair<T>> pairs;
+  scan_by_series(p, in, out, [&](const T* dt, T A, const T* B, const T* u, T h0, T* h) {
+    const auto L = static_cast<std::size_t>(in.L);
+    pairs.resize(L);
+    for (std::size_t t = 0; t < L; ++t)  // the step pair (Ā_t, B̄_t u_t) (M2, M5)
+      pairs[t] = step_pair(p.disc, dt[t], A, B[t], u[t]);
+    counts = blelloch_scan(pairs);  // (X8)
+    for (std::size_t t = 0; t < L; ++t)
+      h[t] = pairs[t].a * h0 + pairs[t].b;  // steps 0 … t applied to h_{−1} = h0 (M3)
+  });
   return counts;
 }
 

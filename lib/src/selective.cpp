@@ -14,6 +14,7 @@
 #include <memory>
 #include <random>
 
+#include "elementwise.hpp"
 #include "ssm/vmath.hpp"
 
 namespace ssm {
@@ -124,44 +125,11 @@ void validate(const ScanParams<T>& p, const ScanInputs<T>& in, bool check_values
 // ---------------------------------------------------------------------------------------------
 // Per-element math shared by the reference, step mode and the parallel scan
 // ---------------------------------------------------------------------------------------------
-namespace {
-
-// softplus(x) = log(1 + e^x) without overflow (M1).
-template <class T>
-T softplus(T x) {
-  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
-}
-
-template <class T>
-T silu(T z) {
-  return z / (T(1) + std::exp(-z));
-}
-
-// Δ of channel d from its raw value (M1).
-template <class T>
-T delta_of(const ScanParams<T>& p, T raw, std::size_t d) {
-  const T x = raw + (p.delta_bias.empty() ? T(0) : p.delta_bias[d]);
-  return p.delta_softplus ? softplus(x) : x;
-}
-
-// The step pair (Ā, B̄·u) of one element (M2): Mamba's B̄ = ΔB (D6) or ZOH's (e^{ΔA} − 1)/A·B
-// (D5; expm1 keeps it accurate when ΔA is tiny).
-template <class T>
-ScanPair<T> step_pair(ScanDiscretization disc, T dt, T A, T B, T u) {
-  const T x = dt * A;
-  const T a = std::exp(x);
-  const T bbar = disc == ScanDiscretization::Mamba ? dt * B : std::expm1(x) / A * B;
-  return {a, bbar * u};
-}
-
-// y_t = Σ_n C h + D u, gated (M4): the output stage after the state sum.
-template <class T>
-T output(const ScanParams<T>& p, T sum_ch, T u, const T* z, std::size_t d) {
-  T y = sum_ch + (p.D_skip.empty() ? T(0) : p.D_skip[d]) * u;
-  return z ? y * silu(*z) : y;
-}
-
-}  // namespace
+using detail::delta_of;  // the per-element math (M1, M2, M4): lib/src/elementwise.hpp
+using detail::output;
+using detail::silu;
+using detail::softplus;
+using detail::step_pair;
 
 // ---------------------------------------------------------------------------------------------
 // Reference

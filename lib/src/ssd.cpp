@@ -8,23 +8,25 @@
 
 #include <omp.h>
 
+#include "elementwise.hpp"
 #include "ssm/selective.hpp"  // inverse_softplus (M6)
 
 namespace ssm {
 
 namespace {
 
-template <class T>
-T softplus(T x) {  // log(1 + e^x) without overflow (M1)
-  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
-}
-
-template <class T>
-T silu(T v) {
-  return v / (T(1) + std::exp(-v));
-}
+using detail::silu;
+using detail::softplus;
+using detail::uniform;
 
 std::string str(long long v) { return std::to_string(v); }
+
+// Δ of head h from its raw value (M1): softplus(Δraw + bias) or Δraw + bias.
+template <class T>
+T delta_of(const SsdParams<T>& p, T raw, int h) {
+  const T x = raw + (p.delta_bias.empty() ? T(0) : p.delta_bias[std::size_t(h)]);
+  return p.delta_softplus ? softplus(x) : x;
+}
 
 void check_size(const char* name, std::size_t got, std::size_t want, const char* shape) {
   if (got != want)
@@ -91,9 +93,7 @@ void validate(const SsdParams<T>& p, const SsdInputs<T>& in, bool check_values) 
 
 template <class T>
 T ssd_delta(const SsdParams<T>& p, const SsdInputs<T>& in, int b, long long t, int h) {
-  const T raw = in.delta[(std::size_t(b) * in.L + t) * p.H + h] +
-                (p.delta_bias.empty() ? T(0) : p.delta_bias[std::size_t(h)]);
-  return p.delta_softplus ? softplus(raw) : raw;  // (M1)
+  return delta_of(p, in.delta[(std::size_t(b) * in.L + t) * p.H + h], h);
 }
 
 // (X1), written straight from the recurrence. State index (b, h, p, n).
@@ -272,8 +272,7 @@ void ssd_step(const SsdParams<T>& p, int batch, const T* x, const T* delta, cons
   check_size("state h", h.size(), std::size_t(batch) * H * P * N, "(batch, H, P, N)");
   for (int b = 0; b < batch; ++b)
     for (int hd = 0; hd < H; ++hd) {
-      T raw = delta[b * H + hd] + (p.delta_bias.empty() ? T(0) : p.delta_bias[hd]);
-      const T dt = p.delta_softplus ? softplus(raw) : raw;
+      const T dt = delta_of(p, delta[b * H + hd], hd);
       const T a = std::exp(dt * p.A[hd]);
       const T* xt = x + (std::size_t(b) * H + hd) * P;
       const T* Bt = B + (std::size_t(b) * G + hd / hpg) * N;
@@ -288,6 +287,29 @@ void ssd_step(const SsdParams<T>& p, int batch, const T* x, const T* delta, cons
       Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>(y + (std::size_t(b) * H + hd) * P, P) =
           S * Cv + Dh * xv;
     }
+}
+
+template <class T>
+void ssd_stepwise(const SsdParams<T>& p, const SsdInputs<T>& in, SsdOutputs<T>& out) {
+  validate(p, in, false);
+  const int B = in.batch, H = p.H, P = p.P, N = p.N, G = p.G;
+  const std::size_t L = std::size_t(in.L);
+  out.y.assign(in.x.size(), T(0));
+  out.h_last = in.h0.empty() ? std::vector<T>(std::size_t(B) * H * P * N, T(0)) : in.h0;
+  // Token t of every sequence, gathered into step mode's (batch, ·) layout.
+  std::vector<T> xt(std::size_t(B) * H * P), dt(std::size_t(B) * H), Bt(std::size_t(B) * G * N),
+      Ct(Bt.size()), yt(xt.size());
+  for (std::size_t t = 0; t < L; ++t) {
+    for (std::size_t b = 0; b < std::size_t(B); ++b) {
+      std::copy_n(&in.x[(b * L + t) * H * P], H * P, &xt[b * H * P]);
+      std::copy_n(&in.delta[(b * L + t) * H], H, &dt[b * H]);
+      std::copy_n(&in.B[(b * L + t) * G * N], G * N, &Bt[b * G * N]);
+      std::copy_n(&in.C[(b * L + t) * G * N], G * N, &Ct[b * G * N]);
+    }
+    ssd_step(p, B, xt.data(), dt.data(), Bt.data(), Ct.data(), out.h_last, yt.data());
+    for (std::size_t b = 0; b < std::size_t(B); ++b)
+      std::copy_n(&yt[b * H * P], H * P, &out.y[(b * L + t) * H * P]);
+  }
 }
 
 double ssd_chunked_flops(int batch, long long L, int H, int P, int N, int Q) {
@@ -430,14 +452,6 @@ void check_cfg(const char* name, int v, int lo, int hi) {
   if (v < lo || v > hi)
     throw Error(std::string("Mamba-2 config: ") + name + " = " + str(v) + " is out of range [" +
                 str(lo) + ", " + str(hi) + "]");
-}
-template <class T>
-MatT<T> uniform(std::mt19937_64& rng, Eigen::Index rows, Eigen::Index cols, double bound) {
-  std::uniform_real_distribution<double> u(-bound, bound);
-  MatT<T> m(rows, cols);
-  for (Eigen::Index j = 0; j < cols; ++j)
-    for (Eigen::Index i = 0; i < rows; ++i) m(i, j) = static_cast<T>(u(rng));
-  return m;
 }
 }  // namespace
 
@@ -603,6 +617,7 @@ void Mamba2Block<T>::step(const T* u, T* y, Mamba2State<T>& st) const {
                                   int);                                                        \
   template void ssd_step<T>(const SsdParams<T>&, int, const T*, const T*, const T*, const T*,  \
                             std::vector<T>&, T*);                                              \
+  template void ssd_stepwise<T>(const SsdParams<T>&, const SsdInputs<T>&, SsdOutputs<T>&);     \
   template class Mamba2Block<T>;                                                              \
   template void random_ssd_problem<T>(const SsdShape&, std::uint64_t, SsdParams<T>&,           \
                                       SsdInputs<T>&, bool);

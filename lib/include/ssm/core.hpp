@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ssm {
 
@@ -57,6 +58,14 @@ double max_abs_diff(const Eigen::Ref<const Eigen::ArrayXd>& a,
                     const Eigen::Ref<const Eigen::ArrayXd>& b);
 double max_rel_diff(const Eigen::Ref<const Eigen::ArrayXd>& a,
                     const Eigen::Ref<const Eigen::ArrayXd>& b);
+// max_rel_diff of two flat arrays, a in any precision against the double reference b.
+template <class T>
+double max_rel_diff(const std::vector<T>& a, const std::vector<double>& b) {
+  const Eigen::ArrayXd x =
+      Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(a.data(), Eigen::Index(a.size()))
+          .template cast<double>();
+  return max_rel_diff(x, Eigen::Map<const Eigen::ArrayXd>(b.data(), Eigen::Index(b.size())));
+}
 
 // Atomic file output: write the whole content to "<path>.tmp-<pid>" and rename it onto path,
 // so a failed run never leaves a half-written file. Throws Error naming the path on failure.

@@ -104,6 +104,12 @@ template <class T>
 void ssd_step(const SsdParams<T>& p, int batch, const T* x, const T* delta, const T* B,
               const T* C, std::vector<T>& h, T* y);
 
+// Step mode over whole sequences: ssd_step token by token from in.h0, collecting y and the
+// final state; the scan must give the same (tested; printed by ssm-ssd). O(batch·L·H·P·N).
+// Validates sizes.
+template <class T>
+void ssd_stepwise(const SsdParams<T>& p, const SsdInputs<T>& in, SsdOutputs<T>& out);
+
 // Floating-point operations of ssd_chunked for these shapes (the matrix products only, 2 per
 // multiply-add): 2·L·Q_eff·(N + P) + 4·L·N·P per (batch, head), Q_eff the mean chunk length.
 double ssd_chunked_flops(int batch, long long L, int H, int P, int N, int Q);
