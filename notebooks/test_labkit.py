@@ -12,7 +12,7 @@ import numpy as np
 import scipy.linalg
 
 import labkit
-from labkit import FAIL, PASS, TODO, lab01, lab02, lab03, lab04, lab05, lab06, lab07
+from labkit import FAIL, PASS, TODO, lab01, lab02, lab03, lab04, lab05, lab06, lab07, lab10
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -23,7 +23,8 @@ def solutions(notebook):
         nb = json.load(f)
     # What the notebooks' first cell imports (the solutions may call the library).
     ssm = labkit.ssmlab
-    ns = {"np": np, "scipy": scipy, "ssm": ssm, "hippo": ssm.hippo, "s4": ssm.s4, "mamba": ssm.mamba}
+    ns = {"np": np, "scipy": scipy, "ssm": ssm, "hippo": ssm.hippo, "s4": ssm.s4, "mamba": ssm.mamba,
+          "ssd": ssm.ssd}
     for c in nb["cells"]:
         if "exercise" in c["metadata"].get("tags", []):
             exec("".join(c["source"]), ns)
@@ -796,6 +797,112 @@ class Lab07(Base):
         for wrong, fragment in cases:
             self.assertVerdict(f, wrong, FAIL, fragment)
         self.assertVerdict(f, lambda *a: good(*a)[0], FAIL, "one row per channel")
+
+
+class Lab10(Base):
+    sol = solutions("10-ssd.ipynb")
+
+    @staticmethod
+    def matrix(dt_out=False, diag_decay=False, drop_t=False, upper=False, swap=False, no_dt=False,
+               by_lag=False):
+        """A student's M of one head with one of the known mistakes switched on."""
+        def fn(dt, a, B, C):
+            L = len(dt)
+            cs = np.cumsum(dt * a)
+            e = cs[:, None] - cs[None, :]
+            if diag_decay:
+                e = e + dt[None, :] * a
+            if drop_t:
+                e = e - dt[:, None] * a
+            if by_lag:
+                e = a * (np.arange(L)[:, None] - np.arange(L)[None, :])
+            mask = np.exp(e) if upper else np.tril(np.exp(e))
+            w = 1.0 if no_dt else (dt[:, None] if dt_out else dt[None, :])
+            return mask * ((B @ C.T) if swap else (C @ B.T)) * w
+        return fn
+
+    def test_matrix(self):
+        f, good = lab10.check_matrix, self.sol["ssd_matrix_np"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        self.assertVerdict(f, self.matrix(), PASS)
+        cases = [
+            (dict(dt_out=True), "yours uses the output's Δ_t"),
+            (dict(diag_decay=True), "the diagonal is decayed"),
+            (dict(drop_t=True), "the decay of step t itself is missing"),
+            (dict(upper=True), "the upper triangle must be zero"),
+            (dict(swap=True), "B and C are swapped"),
+            (dict(no_dt=True), "Δ_s is missing"),
+            (dict(by_lag=True), "not exp(A_h (t − s))"),
+        ]
+        for kw, fragment in cases:
+            self.assertVerdict(f, self.matrix(**kw), FAIL, fragment)
+        self.assertVerdict(f, lambda dt, a, B, C: good(dt, a, B, C)[:10], FAIL, "M has shape (10, 40)")
+
+    def test_by_hand(self):
+        f, good = lab10.check_by_hand, self.sol["M_by_hand"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        M, y = good()
+        x = np.array([1.0, -1.0, 2.0])
+        self.assertVerdict(f, lambda: (M, M.T @ x), FAIL, "yours is Mᵀ x")
+        decayed = M * np.array([0.5, 0.25, 0.5])[None, :]  # every column s also decayed by a_s
+        decayed = np.tril(decayed)
+        self.assertVerdict(f, lambda: (decayed, decayed @ x), FAIL, "the diagonal is decayed")
+        dt = np.array([1.0, 2.0, 1.0])
+        by_t = M / dt[None, :] * dt[:, None]
+        self.assertVerdict(f, lambda: (by_t, by_t @ x), FAIL, "the output's Δ_t")
+        self.assertVerdict(f, lambda: (M + 1e-3, y), FAIL, "M differs from the library's")
+
+    @staticmethod
+    def chunked(carry=True, decay_in=True, decay_carry=True, decay_to_end=True, last_full=False):
+        def fn(x, dt, A, B, C, Q):
+            L, H, P = x.shape
+            y, hl = np.zeros((L, H, P)), np.zeros((H, P, B.shape[1]))
+            for h in range(H):
+                S = np.zeros((B.shape[1], P))
+                starts = range(0, L, Q)
+                for s0 in starts:
+                    e = min(s0 + Q, L)
+                    if last_full and e - s0 < Q and s0 > 0:
+                        break  # forgets the shorter last chunk
+                    d, xc, Bc, Cc = dt[s0:e, h], x[s0:e, h], B[s0:e], C[s0:e]
+                    cs = np.cumsum(d * A[h])
+                    G = np.tril(np.exp(cs[:, None] - cs[None, :])) * (Cc @ Bc.T)
+                    y[s0:e, h] = G @ (d[:, None] * xc)
+                    if carry:
+                        y[s0:e, h] += (np.exp(cs)[:, None] if decay_in else 1) * (Cc @ S)
+                    w = np.exp(cs[-1] - cs)[:, None] if decay_to_end else 1
+                    S = (np.exp(cs[-1]) if decay_carry else 1) * (S if carry else 0) + Bc.T @ (w * d[:, None] * xc)
+                hl[h] = S.T
+            return y, hl
+        return fn
+
+    def test_chunked(self):
+        f, good = lab10.check_chunked, self.sol["ssd_chunked_np"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        self.assertVerdict(f, self.chunked(), PASS)
+        cases = [
+            (dict(carry=False), "the chunks do not pass the state on"),
+            (dict(decay_in=False), "the state entering a chunk decays through it"),
+            (dict(decay_carry=False), "must decay over the whole chunk"),
+            (dict(decay_to_end=False), "decays from its step to the chunk's end"),
+            (dict(last_full=True), "the last chunk, which is shorter"),
+        ]
+        for kw, fragment in cases:
+            self.assertVerdict(f, self.chunked(**kw), FAIL, fragment)
+        self.assertVerdict(f, lambda *a: good(*a)[0], FAIL, "must return two arrays")
+
+    def test_offdiag_rank(self):
+        f, good = lab10.check_offdiag_rank, self.sol["max_offdiag_rank"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        self.assertVerdict(f, lambda M, Q, tol: np.linalg.matrix_rank(M), FAIL, "the rank of the whole M")
+        upper = lambda M, Q, tol: max(np.linalg.matrix_rank(M[:k, k:]) for k in range(Q, len(M), Q))  # noqa: E731
+        self.assertVerdict(f, upper, FAIL, "take the ones below")
+        wide = lambda M, Q, tol: max(np.linalg.matrix_rank(M[k:, :k + 1]) for k in range(Q, len(M), Q))  # noqa: E731
+        self.assertVerdict(f, wide, FAIL, "includes column k")
 
 
 class Strict(unittest.TestCase):
