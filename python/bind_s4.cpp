@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "bindings.hpp"
+#include "ssm/grad_s4.hpp"
 #include "ssm/s4.hpp"
 
 namespace ssmpy {
@@ -407,6 +408,65 @@ void bind_s4(py::module_& parent) {
       },
       py::arg("model"), py::arg("C"), py::arg("dt"), py::arg("L"), py::arg("method") = "zoh",
       "One channel of s4d_kernels in float64: K̄ (L,).");
+}
+
+// Stage 8a's S4D backward (ssm/grad_s4.hpp, G11–G13), in the submodule ssmlab.grad (bind_grad.cpp
+// calls this with it), here because it shares the forward's argument conversions.
+void bind_s4_grad(py::module_& g) {
+  auto kernel_grads = [](const ssm::grad::S4DKernelGrads& kg, bool one_d) {
+    py::dict d;
+    d["dLambda"] = kg.dLambda;
+    d["dB"] = kg.dB;
+    if (one_d) {
+      d["dC"] = ssm::CVec(kg.dC.row(0).transpose());
+      d["ddt"] = kg.ddt(0);
+      d["dlog_dt"] = kg.dlog_dt(0);
+    } else {
+      d["dC"] = kg.dC;
+      d["ddt"] = kg.ddt;
+      d["dlog_dt"] = kg.dlog_dt;
+    }
+    return d;
+  };
+  g.def(
+      "s4d_kernels_backward",
+      [kernel_grads](const s4::Dplr& md, const py::object& dt, const py::object& C_obj,
+                     const py::object& dK_obj, const py::object& method, int threads) {
+        bool one_d = false;
+        const ssm::CMat C = to_cmat(C_obj, "C", &one_d);
+        const ssm::Vec d = to_dt(dt, C.rows());
+        const auto dK = to_signals<double>(dK_obj, "dK");
+        return kernel_grads(ssm::grad::s4d_kernels_backward(md, d, C, dK, to_method(method), threads),
+                            one_d);
+      },
+      py::arg("model"), py::arg("dt"), py::arg("C"), py::arg("dK"), py::arg("method") = "zoh",
+      py::arg("threads") = 1,
+      "(G12, G13) The backward of ssmlab.s4.s4d_kernels(model, dt, C, L, method): dK = ∂loss/∂K̄\n"
+      "(H, L) (or (L,) with C (Nh,)). Returns a dict: dLambda, dB (Nh,) summed over channels, dC\n"
+      "(H, Nh), ddt and dlog_dt (H,) (= Δ·ddt; scalars for one channel). Complex gradients are\n"
+      "∂/∂Re + i ∂/∂Im. float64; method 'zoh' or 'bilinear'. O(H Nh L).");
+  g.def(
+      "s4d_layer_backward",
+      [kernel_grads](const s4::Dplr& md, const py::object& dt, const py::object& C_obj,
+                     const py::object& D, const py::object& U_obj, const py::object& dY_obj,
+                     const py::object& method, int threads) {
+        bool one_d = false;
+        const ssm::CMat C = to_cmat(C_obj, "C", &one_d);
+        const auto H = C.rows();
+        const auto U = to_signals<double>(U_obj, "U");
+        const auto dY = to_signals<double>(dY_obj, "dY");
+        const auto r = ssm::grad::s4d_layer_backward(md, to_dt(dt, H), C, to_layer_D(D, H), U, dY,
+                                                     to_method(method), threads);
+        py::dict d = kernel_grads(r.kernel, one_d);
+        d["dD"] = one_d ? py::object(py::float_(r.dD(0))) : py::object(to_numpy<double>(r.dD));
+        d["dU"] = from_signals<double>(r.dU, one_d);
+        return d;
+      },
+      py::arg("model"), py::arg("dt"), py::arg("C"), py::arg("D"), py::arg("U"), py::arg("dY"),
+      py::arg("method") = "zoh", py::arg("threads") = 1,
+      "The backward of an S4D layer Y = K̄(Λ, B̃, Δ, C̃) * U + D U (s4d_kernels, then the FFT\n"
+      "convolution; G11–G13): C (H, Nh), D None, a number or (H,), U and dY (H, L). Returns the\n"
+      "dict of s4d_kernels_backward plus dD (H,) and dU (H, L). float64. O(H (Nh + log L) L).");
 }
 
 }  // namespace ssmpy

@@ -26,7 +26,9 @@ PYBIND11_MODULE(_core, m) {
       "(nplr_legs,\n"
       "Dplr, dplr_kernel, CauchyKernel64/32, s4d_init, s4d_kernels, Layer64/32); stage 7 the\n"
       "submodule mamba (selective_scan_reference, selective_scan, selective_scan_parallel,\n"
-      "selective_state_update, combine, Model64/32); signals make_signal.\n"
+      "selective_state_update, combine, Model64/32); stage 8a the submodule grad (backward\n"
+      "passes: selective_scan_backward(_reference), conv_backward, s4d_kernels_backward,\n"
+      "s4d_layer_backward); signals make_signal.\n"
       "Invalid arguments raise ssmlab.Error (a ValueError) with the library's message.";
   m.attr("__version__") = SSMLAB_VERSION;
 
@@ -45,4 +47,5 @@ PYBIND11_MODULE(_core, m) {
   ssmpy::bind_s4(m);
   ssmpy::bind_mamba(m);
   ssmpy::bind_ssd(m);
+  ssmpy::bind_grad(m);
 }
