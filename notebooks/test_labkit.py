@@ -12,7 +12,7 @@ import numpy as np
 import scipy.linalg
 
 import labkit
-from labkit import FAIL, PASS, TODO, lab01, lab02, lab03, lab04, lab05, lab06, lab07, lab10
+from labkit import FAIL, PASS, TODO, lab01, lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab10
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -797,6 +797,182 @@ class Lab07(Base):
         for wrong, fragment in cases:
             self.assertVerdict(f, wrong, FAIL, fragment)
         self.assertVerdict(f, lambda *a: good(*a)[0], FAIL, "one row per channel")
+
+
+class Lab08(Base):
+    sol = solutions("08-backprop.ipynb")
+
+    def test_lag_gradient(self):
+        f, good = lab08.check_lag_gradient, self.sol["lag_gradient"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        self.assertVerdict(f, lambda a, b, c, k: np.array([c * b * a ** j for j in k]), PASS)
+        cases = [
+            (lambda a, b, c, k: c * b * a ** (k + 1.0), "one power of a too many"),
+            (lambda a, b, c, k: c * b * a ** (k - 1.0), "one power of a too few"),
+            (lambda a, b, c, k: c * b * a ** (len(k) - 1.0 - k), "you indexed by time, not by lag"),
+            (lambda a, b, c, k: a ** (1.0 * k), "the input's weight b and the readout c are missing"),
+            (lambda a, b, c, k: c * b * k * a ** (k - 1.0), "the derivative with respect to the decay"),
+        ]
+        for wrong, fragment in cases:
+            self.assertVerdict(f, wrong, FAIL, fragment)
+        self.assertVerdict(f, lambda a, b, c, k: (c * b * a ** k)[:10], FAIL, "g has shape (10,); expected (30,)")
+
+    @staticmethod
+    def adjoint(same_step=False, forward=False, no_C=False, later_only=False, local_only=False):
+        """A student's adjoint with one of the known mistakes switched on."""
+        def fn(Abar, C, dy):
+            Dn, L, N = Abar.shape
+            g = np.zeros((Dn, L, N))
+            for d in range(Dn):
+                for n in range(N):
+                    acc = 0.0
+                    for t in (range(L) if forward else range(L - 1, -1, -1)):
+                        own = dy[d, t] * (1.0 if no_C else C[n, t])
+                        if forward:
+                            acc = own + Abar[d, t, n] * acc
+                        elif local_only:
+                            acc = own
+                        elif same_step:
+                            acc = own + Abar[d, t, n] * acc
+                        elif later_only:
+                            acc = Abar[d, t + 1, n] * (dy[d, t + 1] * C[n, t + 1] + acc) if t + 1 < L else 0.0
+                        else:
+                            acc = own + (Abar[d, t + 1, n] * acc if t + 1 < L else 0.0)
+                        g[d, t, n] = acc
+            return g
+        return fn
+
+    def test_adjoint(self):
+        f, good = lab08.check_adjoint, self.sol["adjoint_np"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        self.assertVerdict(f, self.adjoint(), PASS)
+        cases = [
+            (dict(same_step=True), "Yours uses Ā_t"),
+            (dict(forward=True), "the adjoint runs backward in time"),
+            (dict(no_C=True), "the local term is C_{t,n} dy_t"),
+            (dict(later_only=True), "includes y_t's own read of h_t"),
+            (dict(local_only=True), "add Ā_{t+1} g_{t+1}"),
+        ]
+        for kw, fragment in cases:
+            self.assertVerdict(f, self.adjoint(**kw), FAIL, fragment)
+        self.assertVerdict(f, lambda *a: good(*a).transpose(0, 2, 1), FAIL, "yours is (D, N, L)")
+        self.assertVerdict(f, lambda *a: good(*a)[:, 0], FAIL, "keep every g_t")
+
+    @staticmethod
+    def backward(same_step=False, dC_prev=False, dB_no_dt=False, du_B=False, no_skip=False,
+                 no_sigmoid=False, sigmoid_raw=False, only_A=False, only_B=False, h_now=False,
+                 dA_sign=False, dA_no_dt=False, dB_over_t=False, dB_per_channel=False,
+                 dA_over_d=False, dD_per_step=False):
+        """A student's scan_backward_np, written with explicit loops, with known mistakes."""
+        def fn(u, raw, bias, A, B, C, D, dy):
+            Dn, L = u.shape
+            N = A.shape[1]
+            x = raw + bias[:, None]
+            dt = np.log1p(np.exp(x))
+            h = np.zeros((Dn, L + 1, N))  # h[:, t + 1] = h_t, h[:, 0] = h_{−1} = 0
+            for t in range(L):
+                h[:, t + 1] = np.exp(dt[:, t, None] * A) * h[:, t] + dt[:, t, None] * B[:, t] * u[:, t, None]
+            Ab = np.exp(dt[:, :, None] * A[:, None, :])
+            g = Lab08.adjoint(same_step=same_step)(Ab, C, dy)
+            hs, hp = h[:, 1:], h[:, :-1]
+            hA = hs if h_now else hp
+            du = (g * (B.T[None] if du_B else dt[:, :, None] * B.T[None])).sum(2) + (0 if no_skip else D[:, None] * dy)
+            through = (0 if only_B else A[:, None, :] * Ab * hA) + (0 if only_A else u[:, :, None] * B.T[None])
+            ddt = (g * through).sum(2)
+            s = 1 / (1 + np.exp(-(raw if sigmoid_raw else x)))
+            ddelta = ddt if no_sigmoid else ddt * s
+            terms_A = g * (1.0 if dA_no_dt else dt[:, :, None]) * Ab * hA
+            dA = terms_A.sum(0) if dA_over_d else terms_A.sum(1)
+            dA = -dA if dA_sign else dA
+            terms_B = g * (u if dB_no_dt else u * dt)[:, :, None]
+            dB = terms_B.sum(1) if dB_over_t else terms_B if dB_per_channel else terms_B.sum(0).T
+            dC = (dy[:, :, None] * (hp if dC_prev else hs)).sum(0).T
+            dD = dy * u if dD_per_step else (dy * u).sum(1)
+            return du, ddelta, dA, dB, dC, dD
+        return fn
+
+    def test_scan_backward(self):
+        f, good = lab08.check_scan_backward, self.sol["scan_backward_np"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        self.assertVerdict(f, self.backward(), PASS)
+        cases = [
+            (dict(same_step=True), "Yours uses Ā_t"),
+            (dict(dC_prev=True), "dC reads the state the output read"),
+            (dict(dB_no_dt=True), "∂B̄/∂B = Δ"),
+            (dict(du_B=True), "yours uses B without the Δ"),
+            (dict(no_skip=True), "the skip's share is missing"),
+            (dict(no_sigmoid=True), "multiply dΔ by softplus'(Δraw + bias)"),
+            (dict(sigmoid_raw=True), "not σ(Δraw)"),
+            (dict(only_A=True), "Yours has only the decay's path"),
+            (dict(only_B=True), "Yours has only the input's path"),
+            (dict(h_now=True), "Ā_t multiplies the state before step t"),
+            (dict(dA_sign=True), "dA has the wrong sign"),
+            (dict(dA_no_dt=True), "yours misses Δ_t"),
+            (dict(dB_over_t=True), "dB has shape (D, N): you summed over the steps t"),
+            (dict(dB_per_channel=True), "dB has shape (D, L, N): sum it over the channels d"),
+            (dict(dA_over_d=True), "dA has shape (L, N): you summed over the channels d"),
+            (dict(dD_per_step=True), "dD has shape (D, L)"),
+        ]
+        for kw, fragment in cases:
+            self.assertVerdict(f, self.backward(**kw), FAIL, fragment)
+        # Two independent mistakes: both are named.
+        self.assertVerdict(f, self.backward(dA_sign=True, no_sigmoid=True), FAIL, "dA has the wrong sign",
+                           "multiply dΔ by softplus'")
+        self.assertVerdict(f, lambda *a: good(*a)[:5], FAIL, "expected 6 outputs")
+
+        def calls_empty_adjoint(*a):  # 8.3 written, 8.2 still the student version's stub
+            raise NotImplementedError("exercise: write the body of adjoint_np()")
+
+        self.assertVerdict(f, calls_empty_adjoint, FAIL, "it calls adjoint_np(), which is not written yet")
+
+    @staticmethod
+    def fd(step=None, denominator=2.0, sign=1.0, one_sided=False, all_at_once=False, restore="exact"):
+        """A student's fd_gradient with one of the known mistakes switched on."""
+        def fn(f, x):
+            g = np.empty(x.shape)
+            if all_at_once:
+                h = 6e-6
+                g[...] = (f(x + h) - f(x - h)) / (2 * h)
+                return g
+            for i in np.ndindex(x.shape):
+                h = step if step else np.cbrt(np.finfo(float).eps) * max(1.0, abs(x[i]))
+                old = x[i]
+                x[i] = old + h
+                fp = f(x)
+                if one_sided:
+                    x[i] = old
+                    fm = f(x)
+                else:
+                    x[i] = old - h if restore != "drift" else x[i] - 2 * h
+                    fm = f(x)
+                if restore == "exact":
+                    x[i] = old
+                elif restore == "arithmetic":
+                    x[i] += h  # back to x ± rounding: harmless
+                g[i] = sign * (fp - fm) / ((1.0 if one_sided else denominator) * h)
+            return g
+        return fn
+
+    def test_fd(self):
+        f, good = lab08.check_fd, self.sol["fd_gradient"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        self.assertVerdict(f, self.fd(), PASS)
+        self.assertVerdict(f, self.fd(restore="arithmetic"), PASS)
+        cases = [
+            (dict(denominator=1.0), "yours divides by h"),
+            (dict(sign=-1.0), "the forward value first"),
+            (dict(all_at_once=True), "you perturbed all entries at once"),
+            (dict(one_sided=True), "A one-sided difference"),
+            (dict(step=1e-11), "Too small an h"),
+            (dict(restore="drift"), "your fd_gradient left x changed: A"),
+        ]
+        for kw, fragment in cases:
+            self.assertVerdict(f, self.fd(**kw), FAIL, fragment)
+        self.assertVerdict(f, lambda fn, x: good(fn, x).ravel(), FAIL, "reshape it")
 
 
 class Lab10(Base):
