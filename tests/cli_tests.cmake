@@ -145,3 +145,26 @@ ssm_cli_test("ssd chunk negative" 2 "--chunk must be in \\[1, 1048576\\], got -4
 ssm_cli_test("ssd state zero" 2 "--state must be in \\[1, 256\\], got 0" -- ${SD} --state 0)
 ssm_cli_test("ssd context not a power of two" 2 "--context-max 1000 is not a power of two" -- ${SD} --context-max 1000)
 ssm_cli_test("ssd L not a number" 2 "--L" -- ${SD} --L abc)
+
+# ssm-grad (stage 8a): a quick run passes its checks (backward passes against the kernel and
+# finite differences, decay against the eigenvalues); bad input is refused in one line.
+set(GR $<TARGET_FILE:ssm-grad>)
+ssm_cli_test("ssm-grad defaults" 0 "PASS" -- ${GR})
+ssm_cli_test("ssm-grad a longer, slower model keeps its checks" 0 "PASS" -- ${GR} --L 2048 --N 32 --dt 0.005 --rho 1 --chunk 7 --signal walk)
+ssm_cli_test("ssm-grad --plot --csv --json" 0 "\"rates\"" -- sh -c
+  "${GR} --plot g.png --csv data.csv --json && test -s g.png && test -s g.gp && test -s g.csv && test -s g-decay.csv && test -s data.csv")
+ssm_cli_test("ssm-grad --help explains the lesson" 0 "tanh' < 1" -- ${GR} --help)
+ssm_cli_test("grad N zero" 2 "ssm-grad: error: --N must be in \\[1, 256\\], got 0" --absent g.png --absent g.gp --absent g.csv -- ${GR} --N 0 --plot g.png)
+ssm_cli_test("grad L one" 2 "--L must be in \\[8, 65536\\], got 1" -- ${GR} --L 1)
+ssm_cli_test("grad rho nan" 2 "--rho must be in \\(0, 1\\] .*got nan" --absent g.png -- ${GR} --rho nan --plot g.png)
+ssm_cli_test("grad rho above one" 2 "--rho must be in \\(0, 1\\] \\(above 1 the tanh RNN can turn chaotic\\), got 1.5" -- ${GR} --rho 1.5)
+ssm_cli_test("grad chunk zero" 2 "--chunk must be in \\[1, 1048576\\], got 0" --absent g.png --absent g.csv -- ${GR} --chunk 0 --plot g.png)
+ssm_cli_test("grad dt inf" 2 "--dt must be finite and > 0, got inf" -- ${GR} --dt inf)
+ssm_cli_test("grad A shape mismatch" 2 "--A needs N = 4 values, got 3" -- ${GR} --N 4 --A -1,-2,-3)
+ssm_cli_test("grad A positive" 2 "--A: value 2 is 0.5, must be < 0" -- ${GR} --N 2 --A -1,0.5)
+ssm_cli_test("grad A not finite" 2 "--A: 'inf' is not a number" -- ${GR} --N 2 --A -1,inf)
+ssm_cli_test("grad gate outside the sequence" 2 "--gates: lag 300 is outside \\[1, L-2\\] = \\[1, 254\\]" -- ${GR} --gates 10,300)
+ssm_cli_test("grad gates adjacent" 2 "--gates: lags 10 and 11 are adjacent" -- ${GR} --gates 11,10)
+ssm_cli_test("grad delta-hold not below delta-gate" 2 "--delta-hold 8 must be < --delta-gate 5" -- ${GR} --delta-hold 8)
+ssm_cli_test("grad signal file shorter than L" 2 "--signal: 'u.csv' has 3 samples, expected L = 8" --data "u.csv=1\\n2\\n3\\n" --absent g.png -- ${GR} --signal u.csv --L 8 --plot g.png)
+ssm_cli_test("grad signal file non-finite" 2 "signal file 'u.csv' line 3 column 1: value 'inf' is not finite" --data "u.csv=1\\n2\\ninf\\n" -- ${GR} --signal u.csv --L 8)
