@@ -351,3 +351,59 @@ TEST_CASE("backward: bad input throws an Error naming the argument") {
   q.p.A[0] = 0.5;
   CHECK(ref(q.dy, q.dhl).find("A[0][0]") != std::string::npos);
 }
+
+TEST_CASE("training's path: the checkpointed forward is the fast forward, and the backward from its checkpoints is the backward") {
+  // selective_scan_checkpointed runs the very pass 1 the backward runs (same steps, same order),
+  // so its checkpoints are the backward's own and the gradients from them are equal bit for bit;
+  // its y is the fast forward's to rounding (another summation order: ≤ 1e-6 float, 1e-13 double).
+  for (auto disc : {ScanDiscretization::Mamba, ScanDiscretization::ZOH})
+    for (int chunk : {1, 7, 50, 64, 1000}) {
+      auto q = problem({2, 19, 50, 16}, 31 + chunk, all_on(disc));  // 19: a partial group
+      const auto pf = cast_params<float>(q.p);
+      const auto inf = cast_inputs<float>(q.in);
+      const std::vector<float> dy(q.dy.begin(), q.dy.end()), dhl(q.dhl.begin(), q.dhl.end());
+      ScanOutputs<float> fast, ck_out;
+      ScanCheckpoints<float> ck;
+      selective_scan(pf, inf, fast, 2);
+      selective_scan_checkpointed(pf, inf, ck_out, ck, chunk, 2);
+      const auto ref = selective_scan_reference(cast_params<double>(pf), cast_inputs<double>(inf));
+      CHECK(rel(ck_out.y, ref.y) <= 2e-6);
+      CHECK(rel(ck_out.h_last, ref.h_last) <= 2e-6);
+      CHECK(rel(ck_out.y, std::vector<double>(fast.y.begin(), fast.y.end())) <= 1e-6);
+      CHECK(ck.h.size() == std::size_t(2 * 19 * 16) * ((50 + chunk - 1) / chunk));
+      const ScanGrads<float> g0 = selective_scan_backward(pf, inf, dy, dhl, chunk, 2);
+      ScanGrads<float> g1;
+      g1.dA.assign(5, 9.0f);  // a reused g with stale contents of the wrong size
+      selective_scan_backward(pf, inf, dy, dhl, g1, chunk, 1, &ck);
+      for (auto [a, b] : {std::pair{&g0.du, &g1.du}, {&g0.ddelta, &g1.ddelta}, {&g0.dA, &g1.dA},
+                          {&g0.dB, &g1.dB}, {&g0.dC, &g1.dC}, {&g0.dD, &g1.dD},
+                          {&g0.ddelta_bias, &g1.ddelta_bias}, {&g0.dz, &g1.dz},
+                          {&g0.dh0, &g1.dh0}})
+        CHECK(*a == *b);
+      // Reused once more, on the same inputs: the same gradients.
+      selective_scan_backward(pf, inf, dy, dhl, g1, chunk, 2, &ck);
+      CHECK(g1.du == g0.du);
+      CHECK(g1.dA == g0.dA);
+    }
+  // The double path too, against the reference's gradients.
+  auto q = problem({1, 11, 40, 5}, 41, all_on(ScanDiscretization::ZOH));
+  ScanOutputs<double> out;
+  ScanCheckpoints<double> ck;
+  selective_scan_checkpointed(q.p, q.in, out, ck, 9, 1);
+  CHECK(rel(out.y, selective_scan_reference(q.p, q.in).y) <= 1e-13);
+  ScanGrads<double> g;
+  selective_scan_backward(q.p, q.in, q.dy, q.dhl, g, 9, 2, &ck);
+  const G r = selective_scan_backward_reference(q.p, q.in, q.dy, q.dhl);
+  CHECK(rel(g.du, r.du) <= 1e-13);
+  CHECK(rel(g.dA, r.dA) <= 1e-13);
+  CHECK(rel(g.dB, r.dB) <= 1e-13);
+  // Checkpoints of another chunk or problem are refused, naming both.
+  CHECK_THROWS_WITH_AS(selective_scan_backward(q.p, q.in, q.dy, q.dhl, g, 10, 1, &ck),
+                       doctest::Contains("checkpoints were taken with (batch, D, N, L) = (1, 11, 5, 40) every 9 steps"),
+                       Error);
+  ScanCheckpoints<double> bad = ck;
+  bad.h.pop_back();
+  CHECK_THROWS_AS(selective_scan_backward(q.p, q.in, q.dy, q.dhl, g, 9, 1, &bad), Error);
+  CHECK_THROWS_WITH_AS(selective_scan_checkpointed(q.p, q.in, out, ck, 0, 1),
+                       doctest::Contains("chunk = 0 must be > 0"), Error);
+}

@@ -265,6 +265,12 @@ struct BackCtx {
   ScanGrads<T>* g;
   std::size_t D, N, L, Q, K;
   std::vector<T> BT, CT;  // (batch, L, N)
+  // Checkpoints (batch, D, K, N): read instead of pass 1 when ck_in is set (the forward kept
+  // them); forward_only: pass 1 over all L steps writing y, h_last and the checkpoints, no pass 2.
+  const T* ck_in = nullptr;
+  bool forward_only = false;
+  ScanOutputs<T>* out = nullptr;
+  T* ck_out = nullptr;
 };
 
 // Rows [t0, t0 + len) of the W channels' (batch, D, L) array `src` into dst[j][c] (padding
@@ -317,7 +323,7 @@ void backward_group(const BackCtx<T>& cx, Work<T>& w, std::size_t b, std::size_t
       A2[n][c] = static_cast<T>(a * 1.4426950408889634074);
       An[n][c] = static_cast<T>(a);
       const std::size_t s = (b * D + d0 + c) * Nz + n;
-      adj[n][c] = c < nch && !cx.dh_last->empty() ? (*cx.dh_last)[s] : T(0);
+      adj[n][c] = c < nch && cx.dh_last && !cx.dh_last->empty() ? (*cx.dh_last)[s] : T(0);
     }
     dA[n] = V{};
   }
@@ -329,6 +335,7 @@ void backward_group(const BackCtx<T>& cx, Work<T>& w, std::size_t b, std::size_t
   T* durow[W];
   T* ddrow[W];
   T* dzrow[W];
+  T* yrow[W];
   for (int c = 0; c < W; ++c) {
     const bool real = c < nch;
     bias[c] = real && !p.delta_bias.empty() ? p.delta_bias[d0 + c] : T(0);
@@ -337,6 +344,10 @@ void backward_group(const BackCtx<T>& cx, Work<T>& w, std::size_t b, std::size_t
     urow[c] = in.u.data() + row;
     drow[c] = in.delta.data() + row;
     zrow[c] = gate ? in.z.data() + row : nullptr;
+    if (cx.forward_only) {
+      yrow[c] = cx.out->y.data() + row;
+      continue;
+    }
     dyrow[c] = cx.dy->data() + row;
     durow[c] = cx.g->du.data() + row;
     ddrow[c] = cx.g->ddelta.data() + row;
@@ -376,19 +387,52 @@ void backward_group(const BackCtx<T>& cx, Work<T>& w, std::size_t b, std::size_t
     }
   };
 
-  // Pass 1: the forward, keeping the state entering every chunk (G10).
-  {
-    V* h = w.ckpt.data();
+  // Where checkpoint k of channel c lives in the forward's (batch, D, K, N) array.
+  auto ck_at = [&](int c, std::size_t k) { return ((b * D + d0 + c) * K + k) * Nz; };
+  if (cx.ck_in) {
+    // The checkpoints the forward kept (selective_scan_checkpointed): no pass 1.
+    for (std::size_t k = 0; k < K; ++k)
+      for (int n = 0; n < N; ++n)
+        for (int c = 0; c < W; ++c)
+          w.ckpt[k * Nz + n][c] = c < nch ? cx.ck_in[ck_at(c, k) + n] : T(0);
+  } else {
+    // Pass 1: the forward, keeping the state entering every chunk (G10); forward_only also
+    // runs the last chunk and writes y (M3, M4) and h_last, as selective_scan does.
+    alignas(64) V h[NMAX];
     for (int n = 0; n < N; ++n)
       for (int c = 0; c < W; ++c)
         h[n][c] = c < nch && !in.h0.empty() ? in.h0[(b * D + d0 + c) * Nz + n] : T(0);
-    for (std::size_t k = 0; k + 1 < K; ++k) {
-      const std::size_t t0 = k * Q;
-      load_dt_u(t0, Q, false);
-      V* hk = w.ckpt.data() + k * Nz;
-      V* hn = hk + Nz;
-      std::copy(hk, hk + N, hn);
-      for (std::size_t j = 0; j < Q; ++j) step(j, t0 + j, hn, hn, w.a.data());
+    for (std::size_t k = 0; k < K; ++k) {
+      const std::size_t t0 = k * Q, len = std::min(L, t0 + Q) - t0;
+      std::copy(h, h + N, w.ckpt.data() + k * Nz);
+      if (k + 1 == K && !cx.forward_only) break;  // the backward recomputes the last chunk
+      load_dt_u(t0, len, false);
+      if (cx.forward_only && gate) gather(zrow, nch, t0, len, w.z.data());
+      for (std::size_t j = 0; j < len; ++j) {
+        step(j, t0 + j, h, h, w.a.data());
+        if (!cx.forward_only) continue;
+        const T* Ct = CT + (t0 + j) * Nz;
+        V s0 = V{}, s1 = V{};
+        for (int n = 0; n < N; n += 2) {
+          s0 += Ct[n] * h[n];
+          if (n + 1 < N) s1 += Ct[n + 1] * h[n + 1];
+        }
+        V y = s0 + s1 + dskip * w.u[j];  // (M3) y = C h + D u
+        if (gate) {
+          const V z = w.z[j];
+          y = y * z / (T(1) + simd::exp(-z));  // (M4) y · silu(z)
+        }
+        w.du[j] = y;  // du's buffer holds y here
+      }
+      if (cx.forward_only) scatter(w.du.data(), nch, t0, len, yrow);
+    }
+    if (cx.forward_only) {
+      for (int c = 0; c < nch; ++c)
+        for (int n = 0; n < N; ++n) {
+          cx.out->h_last[(b * D + d0 + c) * Nz + n] = h[n][c];
+          for (std::size_t k = 0; k < K; ++k) cx.ck_out[ck_at(c, k) + n] = w.ckpt[k * Nz + n][c];
+        }
+      return;
     }
   }
 
@@ -493,25 +537,12 @@ void backward_dispatch(const BackCtx<T>& cx, Work<T>& w, std::size_t b, std::siz
 
 }  // namespace
 
-template <class T>
-ScanGrads<T> selective_scan_backward(const ScanParams<T>& p, const ScanInputs<T>& in,
-                                     const std::vector<T>& dy, const std::vector<T>& dh_last,
-                                     int chunk, int threads) {
-  validate_backward(p, in, dy, dh_last, &chunk, false);
-  const int nt = thread_count(threads);
-  constexpr int W = simd::kLanes<T>;
-  const auto nb = static_cast<std::size_t>(in.batch), D = static_cast<std::size_t>(p.D),
-             N = static_cast<std::size_t>(p.N), L = static_cast<std::size_t>(in.L);
-  const std::size_t Q = std::min<std::size_t>(static_cast<std::size_t>(chunk), L);
-  const bool gate = !in.z.empty();
+namespace {
 
-  ScanGrads<T> g;
-  g.du.resize(nb * D * L);
-  g.ddelta.resize(nb * D * L);
-  if (gate) g.dz.resize(nb * D * L);
-  g.dh0.resize(nb * D * N);
-  BackCtx<T> cx{&p, &in, &dy, &dh_last, &g, D, N, L, Q, (L + Q - 1) / Q, {}, {}};
-  // B and C transposed to (batch, L, N): B_{t,n} is then a broadcast from a contiguous row.
+// B and C transposed to (batch, L, N), so that B_{t,n} is a broadcast from a contiguous row.
+template <class T>
+void transpose_BC(const ScanInputs<T>& in, std::size_t nb, std::size_t N, std::size_t L,
+                  BackCtx<T>& cx) {
   cx.BT.resize(nb * L * N);
   cx.CT.resize(nb * L * N);
   for (std::size_t b = 0; b < nb; ++b)
@@ -520,7 +551,14 @@ ScanGrads<T> selective_scan_backward(const ScanParams<T>& p, const ScanInputs<T>
         cx.BT[(b * L + t) * N + n] = in.B[(b * N + n) * L + t];
         cx.CT[(b * L + t) * N + n] = in.C[(b * N + n) * L + t];
       }
+}
 
+// Every (batch, group of W channels) as a work item on `nt` threads, each with its Work;
+// returns the Work of each thread used (their sums, for the backward's reduction).
+template <class T>
+std::vector<Work<T>> run_groups(const BackCtx<T>& cx, std::size_t nb, int nt, bool gate) {
+  constexpr int W = simd::kLanes<T>;
+  const std::size_t D = cx.D, N = cx.N, L = cx.L, Q = cx.Q;
   const std::size_t groups = (D + W - 1) / W;
   const long long items = static_cast<long long>(nb * groups);
   const int used = static_cast<int>(std::min<long long>(nt, items));
@@ -529,16 +567,20 @@ ScanGrads<T> selective_scan_backward(const ScanParams<T>& p, const ScanInputs<T>
   {
     Work<T>& w = work[static_cast<std::size_t>(omp_get_thread_num())];
     w.ckpt.resize(cx.K * N);
-    for (auto* v : {&w.h, &w.a, &w.cbuf, &w.bbuf}) v->resize(Q * N);
-    for (auto* v : {&w.dt, &w.u, &w.sx, &w.dy, &w.du, &w.dd}) v->resize(Q);
-    if (gate)
-      for (auto* v : {&w.z, &w.dz}) v->resize(Q);
-    w.red.resize(Q * N + W);
-    w.dBT.assign(nb * L * N, T(0));
-    w.dCT.assign(nb * L * N, T(0));
-    w.dA.assign(D * N, T(0));
-    w.dD.assign(D, T(0));
-    w.dbias.assign(D, T(0));
+    for (auto* v : {&w.dt, &w.u, &w.du}) v->resize(Q);
+    if (gate) w.z.resize(Q);
+    w.a.resize(Q * N);
+    if (!cx.forward_only) {
+      for (auto* v : {&w.h, &w.cbuf, &w.bbuf}) v->resize(Q * N);
+      for (auto* v : {&w.sx, &w.dy, &w.dd}) v->resize(Q);
+      if (gate) w.dz.resize(Q);
+      w.red.resize(Q * N + W);
+      w.dBT.assign(nb * L * N, T(0));
+      w.dCT.assign(nb * L * N, T(0));
+      w.dA.assign(D * N, T(0));
+      w.dD.assign(D, T(0));
+      w.dbias.assign(D, T(0));
+    }
 #pragma omp for schedule(dynamic, 1)
     for (long long item = 0; item < items; ++item) {
       const std::size_t b = static_cast<std::size_t>(item) / groups,
@@ -549,6 +591,79 @@ ScanGrads<T> selective_scan_backward(const ScanParams<T>& p, const ScanInputs<T>
         backward_dispatch<T, 0>(cx, w, b, d0);
     }
   }
+  return work;
+}
+
+template <class T>
+void check_checkpoints(const ScanParams<T>& p, const ScanInputs<T>& in,
+                       const ScanCheckpoints<T>& ck, int chunk) {
+  const auto K = (static_cast<std::size_t>(in.L) + static_cast<std::size_t>(chunk) - 1) /
+                 static_cast<std::size_t>(chunk);
+  if (ck.chunk != chunk || ck.batch != in.batch || ck.D != p.D || ck.N != p.N || ck.L != in.L ||
+      ck.h.size() != static_cast<std::size_t>(in.batch) * static_cast<std::size_t>(p.D) * K *
+                         static_cast<std::size_t>(p.N))
+    throw Error(kWho + std::string("checkpoints were taken with (batch, D, N, L) = (") +
+                std::to_string(ck.batch) + ", " + std::to_string(ck.D) + ", " +
+                std::to_string(ck.N) + ", " + std::to_string(ck.L) + ") every " +
+                std::to_string(ck.chunk) + " steps (" + std::to_string(ck.h.size()) +
+                " values), not for this problem (" + std::to_string(in.batch) + ", " +
+                std::to_string(p.D) + ", " + std::to_string(p.N) + ", " + std::to_string(in.L) +
+                ") with chunk = " + std::to_string(chunk));
+}
+
+}  // namespace
+
+template <class T>
+void selective_scan_checkpointed(const ScanParams<T>& p, const ScanInputs<T>& in,
+                                 ScanOutputs<T>& out, ScanCheckpoints<T>& ck, int chunk,
+                                 int threads) {
+  validate(p, in, false);
+  if (chunk <= 0) throw Error(kWho + std::string("chunk = ") + std::to_string(chunk) + " must be > 0");
+  const auto nb = static_cast<std::size_t>(in.batch), D = static_cast<std::size_t>(p.D),
+             N = static_cast<std::size_t>(p.N), L = static_cast<std::size_t>(in.L);
+  const std::size_t Q = std::min<std::size_t>(static_cast<std::size_t>(chunk), L);
+  const std::size_t K = (L + Q - 1) / Q;
+  out.y.resize(nb * D * L);
+  out.h_last.resize(nb * D * N);
+  ck.chunk = chunk;
+  ck.batch = in.batch;
+  ck.D = p.D;
+  ck.N = p.N;
+  ck.L = in.L;
+  ck.h.resize(nb * D * K * N);
+  BackCtx<T> cx{&p, &in, nullptr, nullptr, nullptr, D, N, L, Q, K, {}, {}};
+  cx.forward_only = true;
+  cx.out = &out;
+  cx.ck_out = ck.h.data();
+  transpose_BC(in, nb, N, L, cx);
+  run_groups(cx, nb, thread_count(threads), !in.z.empty());
+}
+
+template <class T>
+void selective_scan_backward(const ScanParams<T>& p, const ScanInputs<T>& in,
+                             const std::vector<T>& dy, const std::vector<T>& dh_last,
+                             ScanGrads<T>& g, int chunk, int threads,
+                             const ScanCheckpoints<T>* ck) {
+  validate_backward(p, in, dy, dh_last, &chunk, false);
+  if (ck) check_checkpoints(p, in, *ck, chunk);
+  const auto nb = static_cast<std::size_t>(in.batch), D = static_cast<std::size_t>(p.D),
+             N = static_cast<std::size_t>(p.N), L = static_cast<std::size_t>(in.L);
+  // Q = min(chunk, L) for the work; the checkpoints' K = ⌈L/chunk⌉ is the same number.
+  const std::size_t Q = std::min<std::size_t>(static_cast<std::size_t>(chunk), L);
+  const bool gate = !in.z.empty();
+
+  // du, ddelta, dz and dh0 are overwritten entry by entry: resize keeps a reused g's memory.
+  g.du.resize(nb * D * L);
+  g.ddelta.resize(nb * D * L);
+  if (gate)
+    g.dz.resize(nb * D * L);
+  else
+    g.dz.clear();
+  g.dh0.resize(nb * D * N);
+  BackCtx<T> cx{&p, &in, &dy, &dh_last, &g, D, N, L, Q, (L + Q - 1) / Q, {}, {}};
+  cx.ck_in = ck ? ck->h.data() : nullptr;
+  transpose_BC(in, nb, N, L, cx);
+  const std::vector<Work<T>> work = run_groups(cx, nb, thread_count(threads), gate);
 
   // Reduce the per-thread sums; dB, dC back to (batch, N, L).
   g.dA.assign(D * N, T(0));
@@ -569,6 +684,14 @@ ScanGrads<T> selective_scan_backward(const ScanParams<T>& p, const ScanInputs<T>
           g.dC[(b * N + n) * L + t] += w.dCT[(b * L + t) * N + n];
         }
   }
+}
+
+template <class T>
+ScanGrads<T> selective_scan_backward(const ScanParams<T>& p, const ScanInputs<T>& in,
+                                     const std::vector<T>& dy, const std::vector<T>& dh_last,
+                                     int chunk, int threads) {
+  ScanGrads<T> g;
+  selective_scan_backward(p, in, dy, dh_last, g, chunk, threads);
   return g;
 }
 
@@ -578,7 +701,12 @@ ScanGrads<T> selective_scan_backward(const ScanParams<T>& p, const ScanInputs<T>
                                      bool);                                                      \
   template ScanGrads<T> selective_scan_backward<T>(const ScanParams<T>&, const ScanInputs<T>&,   \
                                                    const std::vector<T>&, const std::vector<T>&, \
-                                                   int, int);
+                                                   int, int);                                    \
+  template void selective_scan_backward<T>(const ScanParams<T>&, const ScanInputs<T>&,          \
+                                           const std::vector<T>&, const std::vector<T>&,         \
+                                           ScanGrads<T>&, int, int, const ScanCheckpoints<T>*);  \
+  template void selective_scan_checkpointed<T>(const ScanParams<T>&, const ScanInputs<T>&,      \
+                                               ScanOutputs<T>&, ScanCheckpoints<T>&, int, int);
 SSM_GRAD_INSTANTIATE(float)
 SSM_GRAD_INSTANTIATE(double)
 

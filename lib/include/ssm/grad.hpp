@@ -66,8 +66,9 @@ ScanGrads<double> selective_scan_backward_reference(const ScanParams<double>& p,
 // each chunk's states and Ā recomputed from its checkpoint, then the adjoint (G2) run backward
 // through it. The sums over channels of dB and dC (G3, G4) are stored as one pack per (t, n)
 // and reduced W at a time by register transposes. Work O(batch·D·L·N) with two exps per
-// element (one per pass): bench-grad measured 3.1–4.4× the fast forward's time (README, "Stage
-// 8a — bench-grad").
+// element (one per pass): bench-grad measured 3.8× the fast forward's time from the forward's
+// checkpoints (selective_scan_checkpointed, below), more on its own (README, "Stage 8a —
+// bench-grad").
 // Memory beyond the inputs and outputs, in bytes, with s = sizeof(T), P = the threads used,
 // K = ⌈L/chunk⌉, c = min(chunk, L), W·s = 64:
 //   2·s·batch·L·N                         B and C transposed
@@ -88,5 +89,34 @@ template <class T>
 ScanGrads<T> selective_scan_backward(const ScanParams<T>& p, const ScanInputs<T>& in,
                                      const std::vector<T>& dy, const std::vector<T>& dh_last = {},
                                      int chunk = 64, int threads = 1);
+
+// The checkpoints a forward pass keeps for the backward (G10): the state entering each chunk of
+// `chunk` steps, (batch, D, K, N) with K = ⌈L/chunk⌉ — s·batch·D·N·K bytes (at (1, 1536, 2048,
+// 16) float, chunk 64: 3.1 MB; 0.79 MB at chunk 256), against s·batch·D·N·L for every state.
+template <class T>
+struct ScanCheckpoints {
+  int chunk = 0, batch = 0, D = 0, N = 0, L = 0;
+  std::vector<T> h;
+};
+
+// Training's forward: y and h_last exactly as selective_scan computes them (M1–M4, same lanes,
+// same vectorized exp; equal to rounding, tested), and the checkpoints in ck (resized). The
+// backward given ck then skips its own forward pass (pass 1 above): the forward's work is not
+// done twice. Same cost as selective_scan plus the checkpoints' stores. Validates sizes (not
+// values: call validate(p, in) first for untrusted data) and chunk > 0.
+template <class T>
+void selective_scan_checkpointed(const ScanParams<T>& p, const ScanInputs<T>& in,
+                                 ScanOutputs<T>& out, ScanCheckpoints<T>& ck, int chunk = 64,
+                                 int threads = 1);
+
+// The backward into g, whose arrays are resized and overwritten (a g reused from the last call
+// keeps its memory: no fresh pages for 2·batch·D·L + … values per call), and, when ck is not
+// null, from the checkpoints selective_scan_checkpointed kept for these inputs (ck->chunk must
+// equal chunk and its shape the problem's; Error otherwise). Otherwise as above.
+template <class T>
+void selective_scan_backward(const ScanParams<T>& p, const ScanInputs<T>& in,
+                             const std::vector<T>& dy, const std::vector<T>& dh_last,
+                             ScanGrads<T>& g, int chunk = 64, int threads = 1,
+                             const ScanCheckpoints<T>* ck = nullptr);
 
 }  // namespace ssm
