@@ -25,6 +25,7 @@
 
 #include "bindings.hpp"
 #include "scan_args.hpp"
+#include "ssm/grad_mamba.hpp"
 #include "ssm/mamba.hpp"
 #include "ssm/selective.hpp"
 
@@ -113,6 +114,149 @@ py::array_t<T> mat_array(const ssm::MatT<T>& M) {
   py::array_t<T> out({M.rows(), M.cols()});
   Eigen::Map<ssm::Signals<T>>(out.mutable_data(), M.rows(), M.cols()) = M;
   return out;
+}
+
+// Every array of a Mamba LM's weights (or of its gradient, the same type), by the names of
+// ssm::param_views and in its order: fn_mat(name, MatT&) for matrices, fn_vec(name, VecT&) for
+// vectors. The Model's weights(layer) dict uses the same block names without the prefix.
+template <class T, class W, class FM, class FV>
+void each_block_array(W& b, const std::string& prefix, FM&& fm, FV&& fv) {
+  fv(prefix + "norm_w", b.norm_w);
+  fm(prefix + "in_proj", b.in_proj);
+  fm(prefix + "conv_w", b.conv_w);
+  fv(prefix + "conv_b", b.conv_b);
+  fm(prefix + "x_proj", b.x_proj);
+  fm(prefix + "dt_proj", b.dt_proj);
+  fv(prefix + "dt_bias", b.dt_bias);
+  fm(prefix + "A_log", b.A_log);
+  fv(prefix + "D", b.D);
+  fm(prefix + "out_proj", b.out_proj);
+}
+template <class T, class W, class FM, class FV>
+void each_lm_array(W& w, FM&& fm, FV&& fv) {
+  fm(std::string("embedding"), w.embedding);
+  for (std::size_t l = 0; l < w.blocks.size(); ++l)
+    each_block_array<T>(w.blocks[l], "layers." + std::to_string(l) + ".", fm, fv);
+  fv(std::string("norm_f"), w.norm_f);
+  if (w.lm_head.size() > 0) fm(std::string("lm_head"), w.lm_head);
+}
+template <class T>
+py::dict lm_dict(const ssm::MambaLMWeights<T>& w) {
+  py::dict d;
+  each_lm_array<T>(
+      w, [&](const std::string& n, const ssm::MatT<T>& M) { d[py::str(n)] = mat_array<T>(M); },
+      [&](const std::string& n, const ssm::VecT<T>& v) { d[py::str(n)] = to_numpy<T>(v); });
+  return d;
+}
+
+template <class T>
+std::vector<int> to_ids(const py::handle& obj, const char* name) {
+  const auto a = Arr<long long>::ensure(obj);
+  if (!a) throw ssm::Error(std::string(name) + " must be an array of integers");
+  ssm::require(a.ndim() == 1, std::string(name) + " must be 1-D (L,), got shape " + shape_str(a));
+  std::vector<int> v(static_cast<std::size_t>(a.shape(0)));
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const long long x = a.data()[i];
+    ssm::require(x >= -1 && x < (1LL << 30), std::string(name) + "[" + std::to_string(i) +
+                                                 "] = " + std::to_string(x) + " is out of range");
+    v[i] = static_cast<int>(x);
+  }
+  return v;
+}
+
+// Stage 8a's language model (ssm/grad_mamba.hpp): embedding → blocks → final RMSNorm → head,
+// its cross-entropy and the gradient of every parameter (G14–G18).
+template <class T>
+void bind_lm(py::module_& m, const char* name, const char* dtype) {
+  using LM = ssm::MambaLM<T>;
+  py::class_<LM>(m, name,
+                 (std::string("A Mamba language model in ") + dtype +
+                  " (ssm/grad_mamba.hpp): token ids → embedding (vocab, d_model) → the blocks "
+                  "of M8 with pre-norm residuals → final RMSNorm → logits by the LM head "
+                  "(tied: the embedding). loss_and_grad() is the exact backward (G14–G18).")
+                     .c_str())
+      .def(py::init([](const ssm::MambaConfig& c, int vocab, bool tied, std::uint64_t seed) {
+             return std::make_unique<LM>(c, vocab, tied, seed);
+           }),
+           py::arg("config"), py::arg("vocab"), py::arg("tied") = true, py::arg("seed") = 1,
+           "Blocks initialized as Model (M6), embedding ~ N(0, 0.02²), an untied head uniform "
+           "in ±1/√d_model. vocab in [2, 2^20].")
+      .def_property_readonly("config", &LM::config, py::return_value_policy::copy)
+      .def_property_readonly("vocab", &LM::vocab)
+      .def_property_readonly("tied", &LM::tied)
+      .def(
+          "weights", [](const LM& lm) { return lm_dict<T>(lm.weights()); },
+          "Every parameter as a new array, by name: embedding (vocab, d_model), layers.l.norm_w, "
+          ".in_proj, .conv_w, .conv_b, .x_proj, .dt_proj, .dt_bias, .A_log, .D, .out_proj (the "
+          "shapes of Model.weights), norm_f (d_model,), lm_head (vocab, d_model) when untied.")
+      .def(
+          "set_weights",
+          [](LM& lm, const py::dict& d) {
+            std::size_t used = 0;
+            auto find = [&](const std::string& n) -> py::object {
+              const py::str key(n);
+              if (!d.contains(key)) return py::none();
+              ++used;
+              return d[key];
+            };
+            // Check every array first, then copy: a bad one leaves the model unchanged.
+            ssm::MambaLMWeights<T> w = lm.weights();
+            each_lm_array<T>(
+                w,
+                [&](const std::string& n, ssm::MatT<T>& M) {
+                  const py::object o = find(n);
+                  if (o.is_none()) return;
+                  const auto a = Arr<T>::ensure(o);
+                  if (!a || a.ndim() != 2 || a.shape(0) != M.rows() || a.shape(1) != M.cols())
+                    throw ssm::Error(n + " must have shape (" + std::to_string(M.rows()) + ", " +
+                                     std::to_string(M.cols()) + ")");
+                  M = Eigen::Map<const ssm::Signals<T>>(a.data(), M.rows(), M.cols());
+                },
+                [&](const std::string& n, ssm::VecT<T>& v) {
+                  const py::object o = find(n);
+                  if (o.is_none()) return;
+                  const auto a = Arr<T>::ensure(o);
+                  if (!a || a.ndim() != 1 || a.shape(0) != v.size())
+                    throw ssm::Error(n + " must have shape (" + std::to_string(v.size()) + ",)");
+                  v = Eigen::Map<const ssm::VecT<T>>(a.data(), v.size());
+                });
+            if (used != d.size())
+              throw ssm::Error("set_weights: " + std::to_string(d.size() - used) +
+                               " name(s) are not parameters of this model (see weights())");
+            lm.weights() = std::move(w);
+          },
+          py::arg("weights"),
+          "Replaces the named parameters (a dict as weights() returns, any subset); every "
+          "array's shape is checked before anything is copied.")
+      .def(
+          "logits",
+          [](const LM& lm, const py::object& tokens, int threads) {
+            ssm::Signals<T> out;
+            ssm::MambaRunOptions o;
+            o.threads = threads;
+            lm.logits(to_ids<T>(tokens, "tokens"), out, o);
+            return from_signals<T>(out, false);
+          },
+          py::arg("tokens"), py::arg("threads") = 1, "Token ids (L,) → logits (L, vocab).")
+      .def(
+          "loss_and_grad",
+          [](const LM& lm, const py::object& tokens, const py::object& targets, int threads,
+             int chunk, bool reference_scan) {
+            ssm::MambaRunOptions o;
+            o.threads = threads;
+            o.chunk = chunk;
+            o.reference_scan = reference_scan;
+            ssm::MambaLMWeights<T> g;
+            const double loss = lm.loss_and_grad(to_ids<T>(tokens, "tokens"),
+                                                 to_ids<T>(targets, "targets"), g, o);
+            return py::make_tuple(loss, lm_dict<T>(g));
+          },
+          py::arg("tokens"), py::arg("targets"), py::arg("threads") = 1, py::arg("chunk") = 64,
+          py::arg("reference_scan") = false,
+          "(G18) The mean softmax cross-entropy over the positions whose target is ≥ 0 (−1: "
+          "ignored) and its gradient: (loss, dict of gradients named and shaped as weights()). "
+          "The scans' backward is the fast one (checkpoints every `chunk` steps) or, with "
+          "reference_scan, the double reference.");
 }
 
 template <class T>
@@ -660,6 +804,8 @@ void bind_mamba(py::module_& parent) {
       });
   bind_model<double>(m, "Model64", "State64", "float64");
   bind_model<float>(m, "Model32", "State32", "float32");
+  bind_lm<double>(m, "LM64", "float64");
+  bind_lm<float>(m, "LM32", "float32");
   m.def(
       "rms_norm",
       [](const py::object& X, const py::object& w, double eps) {
