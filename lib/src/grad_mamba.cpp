@@ -421,25 +421,7 @@ MambaLM<T>::MambaLM(const MambaConfig& cfg, int vocab, bool tied, std::uint64_t 
 template <class T>
 void MambaLM<T>::check(const std::vector<int>& tokens, const std::vector<int>* targets) const {
   const int V = vocab();
-  require(!tokens.empty(), "Mamba LM: tokens is empty (expected at least 1 token)");
-  for (std::size_t t = 0; t < tokens.size(); ++t)
-    require(tokens[t] >= 0 && tokens[t] < V,
-            "Mamba LM: tokens[" + std::to_string(t) + "] = " + std::to_string(tokens[t]) +
-                " is outside [0, vocab = " + std::to_string(V) + ")");
-  if (targets) {
-    require(targets->size() == tokens.size(),
-            "Mamba LM: targets has " + std::to_string(targets->size()) + " entries, expected " +
-                std::to_string(tokens.size()) + " (one per token)");
-    bool any = false;
-    for (std::size_t t = 0; t < targets->size(); ++t) {
-      const int y = (*targets)[t];
-      require(y >= -1 && y < V,
-              "Mamba LM: targets[" + std::to_string(t) + "] = " + std::to_string(y) +
-                  " is outside [-1, vocab = " + std::to_string(V) + ") (-1 = ignored)");
-      any = any || y >= 0;
-    }
-    require(any, "Mamba LM: every target is -1 (ignored); need at least one target");
-  }
+  check_tokens("Mamba LM", V, tokens, targets);
   require(w_.blocks.size() == std::size_t(cfg_.n_layers),
           "Mamba LM: weights have " + std::to_string(w_.blocks.size()) +
               " blocks, expected n_layers = " + std::to_string(cfg_.n_layers));
@@ -475,37 +457,6 @@ void MambaLM<T>::logits(const std::vector<int>& tokens, Signals<T>& out,
   out = hf * head().transpose();  // (L, vocab)
 }
 
-namespace {
-
-// (G18) Mean cross-entropy over the kept positions, by a stable log-softmax (max subtracted
-// before exp); with dlogits, also ∂ℓ/∂logits = (softmax − onehot(target)) / n on kept rows, 0
-// on ignored ones.
-template <class T>
-double cross_entropy(const Signals<T>& logits, const std::vector<int>& targets,
-                     Signals<T>* dlogits) {
-  const Eigen::Index L = logits.rows(), V = logits.cols();
-  const double n =
-      double(std::count_if(targets.begin(), targets.end(), [](int y) { return y >= 0; }));
-  if (dlogits) dlogits->setZero(L, V);
-  double sum = 0;
-  for (Eigen::Index t = 0; t < L; ++t) {
-    const int y = targets[std::size_t(t)];
-    if (y < 0) continue;
-    const double m = double(logits.row(t).maxCoeff());
-    double se = 0;
-    for (Eigen::Index v = 0; v < V; ++v) se += std::exp(double(logits(t, v)) - m);
-    const double lse = m + std::log(se);
-    sum += lse - double(logits(t, y));
-    if (dlogits) {
-      for (Eigen::Index v = 0; v < V; ++v)
-        (*dlogits)(t, v) = T(std::exp(double(logits(t, v)) - lse) / n);
-      (*dlogits)(t, y) -= T(1.0 / n);
-    }
-  }
-  return sum / n;
-}
-
-}  // namespace
 
 template <class T>
 double MambaLM<T>::loss(const std::vector<int>& tokens, const std::vector<int>& targets,
@@ -513,7 +464,7 @@ double MambaLM<T>::loss(const std::vector<int>& tokens, const std::vector<int>& 
   check(tokens, &targets);
   Signals<T> lg;
   logits(tokens, lg, opt);
-  return cross_entropy(lg, targets, static_cast<Signals<T>*>(nullptr));
+  return softmax_cross_entropy(lg, targets, static_cast<Signals<T>*>(nullptr));
 }
 
 template <class T>
@@ -525,7 +476,7 @@ double MambaLM<T>::loss_and_grad(const std::vector<int>& tokens, const std::vect
   body(tokens, xf, &inputs, opt);
   rms_norm(xf, w_.norm_f, cfg_.rms_eps, hf);
   const Signals<T> lg = hf * head().transpose();
-  const double l = cross_entropy(lg, targets, &dlog);
+  const double l = softmax_cross_entropy(lg, targets, &dlog);
 
   MambaLMWeights<T> g;
   // logits = h_f Hᵀ (G15): dH = dlogitsᵀ h_f, dh_f = dlogits H.

@@ -73,6 +73,13 @@ MambaModel<T>::MambaModel(const MambaConfig& cfg, std::uint64_t seed) : cfg_(cfg
     blocks_.push_back(std::move(w));
   }
   norm_f_ = VecT<T>::Ones(dm);
+  refresh_scan_params();
+}
+
+template <class T>
+void MambaModel<T>::refresh_scan_params() {
+  const int di = cfg_.d_inner(), N = cfg_.d_state;
+  scan_.clear();
   for (const auto& w : blocks_) {
     ScanParams<T> p;
     p.D = di;
@@ -88,6 +95,34 @@ MambaModel<T>::MambaModel(const MambaConfig& cfg, std::uint64_t seed) : cfg_(cfg
     validate(p);
     scan_.push_back(std::move(p));
   }
+}
+
+template <class T>
+void MambaModel<T>::set_weights(const std::vector<MambaBlockWeights<T>>& blocks,
+                                const VecT<T>& norm_f) {
+  require(blocks.size() == std::size_t(cfg_.n_layers),
+          "Mamba set_weights: " + std::to_string(blocks.size()) + " blocks, expected n_layers = " +
+              std::to_string(cfg_.n_layers));
+  require(norm_f.size() == cfg_.d_model && norm_f.allFinite(),
+          "Mamba set_weights: norm_f must hold d_model = " + std::to_string(cfg_.d_model) +
+              " finite values");
+  for (std::size_t l = 0; l < blocks.size(); ++l) {
+    const auto& w = blocks[l];
+    const auto& o = blocks_[l];
+    require(w.in_proj.rows() == o.in_proj.rows() && w.in_proj.cols() == o.in_proj.cols() &&
+                w.conv_w.rows() == o.conv_w.rows() && w.conv_w.cols() == o.conv_w.cols() &&
+                w.conv_b.size() == o.conv_b.size() && w.x_proj.rows() == o.x_proj.rows() &&
+                w.x_proj.cols() == o.x_proj.cols() && w.dt_proj.rows() == o.dt_proj.rows() &&
+                w.dt_proj.cols() == o.dt_proj.cols() && w.dt_bias.size() == o.dt_bias.size() &&
+                w.A_log.rows() == o.A_log.rows() && w.A_log.cols() == o.A_log.cols() &&
+                w.D.size() == o.D.size() && w.out_proj.rows() == o.out_proj.rows() &&
+                w.out_proj.cols() == o.out_proj.cols() && w.norm_w.size() == o.norm_w.size(),
+            "Mamba set_weights: layer " + std::to_string(l) +
+                " has an array whose shape differs from the config's");
+  }
+  blocks_ = blocks;
+  norm_f_ = norm_f;
+  refresh_scan_params();
 }
 
 template <class T>

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "ssm/grad.hpp"
+#include "ssm/lm.hpp"
 #include "ssm/mamba.hpp"
 
 namespace ssm {
@@ -140,18 +141,8 @@ struct MambaLMWeights {
   MatT<T> lm_head;                           // (vocab, d_model); empty (0×0): tied to embedding
 };
 
-// One parameter array seen flat (column-major for MatT, the storage order), so a trainer (AdamW
-// over all parameters) loops over param_views(weights) and param_views(grads) side by side: both
-// list the same arrays in the same order. weight_decay is the usual hint: true for the
-// matrices (embedding, lm_head, in_proj, conv_w, x_proj, dt_proj, out_proj), false for biases,
-// norms, D and A_log (Mamba keeps A_log and D out of weight decay).
-template <class T>
-struct ParamView {
-  std::string name;  // "embedding", "layers.0.in_proj", …, "norm_f", "lm_head"
-  T* data = nullptr;
-  std::size_t size = 0;
-  bool weight_decay = false;
-};
+// ParamView (one parameter array seen flat, with its name and weight-decay hint) is in ssm/lm.hpp.
+
 
 // The views of every array of w, in the order embedding, layers.l.{norm_w, in_proj, conv_w,
 // conv_b, x_proj, dt_proj, dt_bias, A_log, D, out_proj} for l = 0 …, norm_f, lm_head (absent when

@@ -94,6 +94,12 @@ class MambaModel {
   // (from initial_state() or forward(), one entry per layer, checked) is advanced by one step. O(d_model·d_inner + d_inner·N) per token.
   void step(const T* x, T* y, std::vector<MambaLayerState<T>>& state) const;
 
+  // Replaces every weight (blocks and the final norm, shapes as the config's, checked: Error
+  // otherwise) and recomputes the cached scan parameters (A = −exp(A_log), D, Δ bias) from
+  // them: how a trained MambaLM's weights run in step mode (train.hpp). O(parameters).
+  void set_weights(const std::vector<MambaBlockWeights<T>>& blocks, const VecT<T>& norm_f);
+  const VecT<T>& norm_f() const { return norm_f_; }
+
   // Zero conv windows and zero scan states, one per layer.
   std::vector<MambaLayerState<T>> initial_state() const;
 
@@ -102,6 +108,7 @@ class MambaModel {
   const ScanParams<T>& scan_params(int l) const { return scan_.at(static_cast<std::size_t>(l)); }
 
  private:
+  void refresh_scan_params();
   void block_forward(int l, const Signals<T>& h, Signals<T>& out, MambaLayerState<T>* st,
                      int threads) const;
   MambaConfig cfg_;

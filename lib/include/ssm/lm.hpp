@@ -1,0 +1,108 @@
+// ssm/lm.hpp — stage 8b, learning: what a trainable language model is to the trainer
+// (ssm/train.hpp), whatever its layer: the Mamba block (grad_mamba.hpp) or S4D (s4d_lm.hpp).
+//
+// Every model here is the same stack (docs/MATH.md, T1):
+//   tokens → embedding → n_layers residual layers x ← x + layer(RMSNorm(x)) → final RMSNorm
+//          → logits = h_f Hᵀ (H the LM head, or the embedding when tied) → softmax
+// and differs only in the layer. The trainer sees a model as a list of flat parameter arrays
+// (params()), a function returning the loss of one sequence and its gradient with respect to
+// all of them, concatenated in params() order (loss_and_grad), and a recurrent evaluator that
+// takes one token at a time (stepper(): a state of fixed size for an SSM; an attention model
+// would carry a growing KV cache here) — the form in which a model trained at length L is run at 64·L.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ssm/core.hpp"  // Signals
+
+namespace ssm {
+
+// One parameter array seen flat (column-major for MatT, the storage order), so a trainer (AdamW
+// over all parameters) loops over the views of the weights and of the gradients side by side.
+// weight_decay is the usual hint: true for the matrices (embedding, lm_head, projections,
+// convolution filters), false for biases, norms, D, A_log, Λ and Δ (kept out of weight decay,
+// as Mamba and S4 do).
+template <class T>
+struct ParamView {
+  std::string name;  // "embedding", "layers.0.in_proj", …, "norm_f", "lm_head"
+  T* data = nullptr;
+  std::size_t size = 0;
+  bool weight_decay = false;
+};
+
+// (G18) Mean softmax cross-entropy over the positions with targets[t] ≥ 0 (−1 = ignored):
+//   ℓ = (1/n) Σ_{t: y_t ≥ 0} (logsumexp(logits_t) − logits_{t, y_t}),
+// by a stable log-softmax (the row maximum subtracted before exp), summed in double. With
+// dlogits, also writes ∂ℓ/∂logits = (softmax − onehot(y))/n on kept rows and 0 on ignored ones
+// (resized to logits' shape). logits (L, vocab); targets (L) in [−1, vocab) with at least one
+// ≥ 0 (Error otherwise). O(L·vocab).
+template <class T>
+double softmax_cross_entropy(const Signals<T>& logits, const std::vector<int>& targets,
+                             Signals<T>* dlogits = nullptr);
+
+// Recurrent evaluation: one token in, the logits of the next one out.
+template <class T>
+class LMStepper {
+ public:
+  virtual ~LMStepper() = default;
+  virtual void reset() = 0;                     // back to the empty context
+  virtual void step(int token, T* logits) = 0;  // writes vocab() values
+  // Bytes the state holds now: constant in the number of tokens seen for an SSM, growing
+  // linearly for an attention model's KV cache (measured from the containers' capacities).
+  virtual std::size_t state_bytes() const = 0;
+};
+
+// The trainer's view of a model. Implementations: MambaLanguageModel (train.cpp, around
+// MambaLM), S4DLM (s4d_lm.hpp).
+template <class T>
+class LanguageModel {
+ public:
+  virtual ~LanguageModel() = default;
+  virtual std::string kind() const = 0;  // "mamba", "s4d"
+  // One line for logs and JSON, e.g. "mamba: d_model 64, 2 layers, N 16, vocab 16, tied".
+  virtual std::string describe() const = 0;
+  virtual int vocab() const = 0;
+
+  // Every parameter array, always in the same order and with unique names. The pointers stay
+  // valid as long as the model lives (the arrays are never resized after construction).
+  virtual std::vector<ParamView<T>> params() = 0;
+
+  // Logits (L, vocab) of one sequence, all tokens at once (the training-time form: the scan
+  // or the FFT convolution).
+  virtual void logits(const std::vector<int>& tokens, Signals<T>& out, int threads = 1) const = 0;
+
+  // (G18) The loss of one sequence (softmax_cross_entropy of logits(tokens) against targets)
+  // and its gradient with respect to every parameter, written to grad (resized to the sum of
+  // params()' sizes and overwritten), the arrays concatenated in params() order. Reads the
+  // weights only: it may run concurrently on one model from several threads (the trainer
+  // splits a mini-batch across threads so). Throws Error on a token outside [0, vocab), a
+  // target outside [−1, vocab), sizes that differ, or no kept target.
+  virtual double loss_and_grad(const std::vector<int>& tokens, const std::vector<int>& targets,
+                               std::vector<T>& grad, int threads = 1) const = 0;
+
+  // A fresh recurrent evaluator of the current weights (it copies or refers to them; the model
+  // must outlive it and not change while it runs). Step t's logits equal row t of logits() of
+  // the same tokens, to rounding (tested for each model).
+  virtual std::unique_ptr<LMStepper<T>> stepper() const = 0;
+
+  // Σ params()' sizes.
+  std::size_t num_params() {
+    std::size_t n = 0;
+    for (const auto& p : params()) n += p.size;
+    return n;
+  }
+};
+
+// Shared by the models: the embedding lookup x_t = E[token_t] (E (vocab, d_model) column-major
+// MatT stored as Eigen::Matrix<T, Dynamic, Dynamic>) and its scatter-add backward are in each
+// model; the checks below are common.
+// Throws Error("<who>: token 17 at position 3 is outside [0, vocab 16)") and the like for the
+// conditions loss_and_grad lists; targets may be null (logits only).
+void check_tokens(const std::string& who, int vocab, const std::vector<int>& tokens,
+                  const std::vector<int>* targets);
+
+}  // namespace ssm
