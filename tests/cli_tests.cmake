@@ -168,3 +168,43 @@ ssm_cli_test("grad gates adjacent" 2 "--gates: lags 10 and 11 are adjacent" -- $
 ssm_cli_test("grad delta-hold not below delta-gate" 2 "--delta-hold 8 must be < --delta-gate 5" -- ${GR} --delta-hold 8)
 ssm_cli_test("grad signal file shorter than L" 2 "--signal: 'u.csv' has 3 samples, expected L = 8" --data "u.csv=1\\n2\\n3\\n" --absent g.png -- ${GR} --signal u.csv --L 8 --plot g.png)
 ssm_cli_test("grad signal file non-finite" 2 "signal file 'u.csv' line 3 column 1: value 'inf' is not finite" --data "u.csv=1\\n2\\ninf\\n" -- ${GR} --signal u.csv --L 8)
+
+# ssm-train (stage 8b): a short run passes its check (scan mode vs step mode of the trained
+# model); the tour's comparisons hold (selective ≫ LTI on selective copying, LTI fine on plain
+# copying); --resume continues bit for bit; bad input and bad checkpoints are refused in one
+# line, leaving the previous checkpoint as it was.
+set(TR $<TARGET_FILE:ssm-train>)
+set(TR_SMALL --steps 30 --length 16 --tokens 2 --vocab 4 --d-model 16 --eval-every 10 --eval-examples 16)
+string(REPLACE ";" " " TR_SMALL_SH "${TR_SMALL}")  # for the sh -c command lines
+ssm_cli_test("ssm-train a short run" 0 "PASS" -- ${TR} ${TR_SMALL})
+foreach(m s4d)
+  ssm_cli_test("ssm-train a short run, ${m}" 0 "PASS" -- ${TR} ${TR_SMALL} --model ${m})
+endforeach()
+ssm_cli_test("ssm-train --plot --csv --json" 0 "\"runs\"" -- sh -c
+  "${TR} ${TR_SMALL_SH} --plot t.png --csv data.csv --json && test -s t.png && test -s t.gp && test -s t.csv && test -s t-results.csv")
+ssm_cli_test("ssm-train --help explains the lesson" 0 "selective" -- ${TR} --help)
+ssm_cli_test("ssm-train --resume continues bit for bit" 0 "same" -- sh -c
+  "${TR} ${TR_SMALL_SH} --checkpoint a.ck >/dev/null && ${TR} ${TR_SMALL_SH} --checkpoint b.ck --stop-after 13 >/dev/null && ${TR} --resume b.ck --checkpoint b.ck >/dev/null && cmp a.ck b.ck && echo same")
+ssm_cli_test("ssm-train --threads 2 gives the same bits" 0 "same" -- sh -c
+  "${TR} ${TR_SMALL_SH} --checkpoint a.ck >/dev/null && ${TR} ${TR_SMALL_SH} --threads 2 --checkpoint b.ck >/dev/null && cmp a.ck b.ck && echo same")
+ssm_cli_test("ssm-train induction extrapolates in recurrent mode" 0 "16×" -- ${TR} --task induction --length 16 --steps 20 --d-model 16 --extrapolate 1,4,16 --extrapolate-examples 4 --eval-examples 8)
+ssm_cli_test("train unknown task" 2 "ssm-train: error: unknown task 'copying'" -- ${TR} --task copying)
+ssm_cli_test("train unknown model" 2 "--model: unknown model 'rnn'" -- ${TR} --model rnn)
+ssm_cli_test("train unknown model in --models" 2 "--models: unknown model 'lstm'" -- ${TR} --compare --models mamba,lstm)
+ssm_cli_test("train length shorter than its tokens" 2 "--length 3 is shorter than the 4 tokens it must hold" --absent t.png -- ${TR} --length 3 --tokens 4 --plot t.png)
+ssm_cli_test("train steps zero" 2 "--steps must be in \\[1, 1e8\\]" -- ${TR} --steps 0)
+ssm_cli_test("train extrapolate not an integer" 2 "--extrapolate: 0.5 is not an integer" -- ${TR} --task induction --extrapolate 1,0.5)
+ssm_cli_test("train fixed-dt on s4d" 2 "--fixed-dt applies to the mamba model only" -- ${TR} --model s4d --fixed-dt)
+ssm_cli_test("train compare with resume" 2 "--compare and --resume cannot be combined" -- ${TR} --compare --resume x.ck)
+ssm_cli_test("train checkpoint directory missing" 2 "--checkpoint nodir/x.ck: directory nodir does not exist" -- ${TR} --checkpoint nodir/x.ck)
+ssm_cli_test("train resume a missing file" 2 "ssm-train: error: nope.ck: cannot open checkpoint" -- ${TR} --resume nope.ck)
+ssm_cli_test("train resume not a checkpoint" 2 "bad.ck: wrong magic \\(not an ssmlab checkpoint\\)" --data "bad.ck=hello, world\\n" -- ${TR} --resume bad.ck)
+ssm_cli_test("train resume a corrupt checkpoint leaves the previous one intact" 0 "refused, kept" -- sh -c
+  "${TR} ${TR_SMALL_SH} --checkpoint good.ck >/dev/null && cp good.ck ref.ck && cp good.ck bad.ck && printf X | dd of=bad.ck bs=1 seek=200 conv=notrunc 2>/dev/null && ! ${TR} --resume bad.ck --checkpoint good.ck 2>err.txt && grep -q 'bad.ck: checksum mismatch' err.txt && test $(wc -l <err.txt) -eq 1 && cmp good.ck ref.ck && echo refused, kept")
+ssm_cli_test("train resume a truncated checkpoint" 2 "t.ck: (checksum mismatch|truncated)" -- sh -c
+  "${TR} ${TR_SMALL_SH} --checkpoint c.ck >/dev/null 2>&1 && head -c 300 c.ck > t.ck && exec ${TR} --resume t.ck")
+# The tour's three comparisons, with the claims checked (exit 1 if one fails).
+ssm_cli_test("ssm-train tour: selective copying, Mamba ≫ S4D" 0 "S4D \\(LTI\\) gets every token right in ≤ 0.5 of the sequences .*PASS" -- ${TR} --compare --models mamba,s4d --check-claims --threads 2)
+ssm_cli_test("ssm-train tour: plain copying, S4D is fine" 0 "plain copying: S4D .*PASS" -- ${TR} --task copy --compare --models s4d --check-claims --threads 2)
+ssm_cli_test("ssm-train tour: induction, Mamba extrapolates" 0 "up to 16× the training length .*PASS" -- ${TR} --task induction --compare --models mamba,s4d --check-claims --threads 2)
+ssm_cli_test("train paper sizes are documented" 0 "4096" -- ${TR} --help)
