@@ -1,4 +1,4 @@
-// ssm-train — stage 8b: train Mamba and S4D on the synthetic tasks that motivate
+// ssm-train — stage 8b: train Mamba, S4D and causal attention on the synthetic tasks that motivate
 // selection (selective copying, plain copying, induction heads) and watch the LTI model fail
 // where the selective one succeeds (docs/MATH.md T1–T8; the Mamba paper's Tables 1 and 2).
 // Parses, calls the library (ssm/train.hpp), prints, plots.
@@ -33,6 +33,7 @@ std::string paper_figure(Task task, const ModelSpec& m) {
   if (task == Task::Induction) {
     if (m.kind == "mamba" && !m.fixed_dt) return "100% up to 2^20 = 4096x the training length";
     if (m.kind == "s4d") return "fails beyond about 2x (H3, Hyena: LTI)";
+    if (m.kind == "attention") return "100% at 1x, fails beyond about 2x (MHA-Abs/RoPE/xPos)";
     return "-";
   }
   return "- (LTI models solve it: Mamba paper, 3.1)";
@@ -103,28 +104,30 @@ struct Result {
   std::size_t state_short = 0, state_long = 0;      // stepper bytes at the training and longest length
 };
 
-// The two forms of the trained model on one held-out sequence: all at once and token by token.
-double scan_vs_step(const Model& m, const TaskConfig& task, std::uint64_t seed) {
+// One held-out sequence (stream 1, index 0) run token by token through the trained model's
+// stepper: the bytes of its state after the last token and, with `compare`, the two forms'
+// agreement, max |logits() − stepper| / max |logits()| (all tokens at once against one by one).
+struct StepPass {
+  double rel_diff = 0;
+  std::size_t state_bytes = 0;
+};
+StepPass step_pass(const Model& m, const TaskConfig& task, std::uint64_t seed, bool compare) {
   const Example e = make_example(task, seed, 1, 0);
   Signals<float> lg;
-  m.logits(e.tokens, lg, 1);
+  if (compare) m.logits(e.tokens, lg, 1);
   auto st = m.stepper();
   std::vector<float> row(std::size_t(m.vocab()));
   double d = 0;
   for (std::size_t t = 0; t < e.tokens.size(); ++t) {
     st->step(e.tokens[t], row.data());
-    for (int v = 0; v < m.vocab(); ++v)
-      d = std::max(d, std::abs(double(row[std::size_t(v)]) - double(lg(Eigen::Index(t), v))));
+    if (compare)
+      for (int v = 0; v < m.vocab(); ++v)
+        d = std::max(d, std::abs(double(row[std::size_t(v)]) - double(lg(Eigen::Index(t), v))));
   }
-  return d / std::max(1e-30, double(lg.cwiseAbs().maxCoeff()));
-}
-
-std::size_t state_bytes_after(const Model& m, const TaskConfig& task, std::uint64_t seed) {
-  const Example e = make_example(task, seed, 1, 0);
-  auto st = m.stepper();
-  std::vector<float> row(std::size_t(m.vocab()));
-  for (int t : e.tokens) st->step(t, row.data());
-  return st->state_bytes();
+  StepPass p;
+  p.state_bytes = st->state_bytes();
+  if (compare) p.rel_diff = d / std::max(1e-30, double(lg.cwiseAbs().maxCoeff()));
+  return p;
 }
 
 }  // namespace
@@ -133,13 +136,14 @@ int main(int argc, char** argv) {
   app::App a(
       "train",
       "Stage 8b: train a small language model (embedding, residual layers, final norm, LM head)\n"
-      "whose layer is Mamba (selective) or S4D (LTI), on selective copying, plain copying or\n"
+      "whose layer is Mamba (selective), S4D (LTI) or causal softmax attention, on selective\n"
+      "copying, plain copying or "
       "induction heads, with AdamW, clipping and a cosine schedule;\n"
       "every gradient is stage 8a's exact backward. --compare trains every model on the same\n"
       "task with the same budget and prints the accuracies beside the Mamba paper's (Tables 1\n"
       "and 2, at the paper's sizes). Checkpoints are atomic and --resume continues bit for bit.");
   auto& cli = a.cli();
-  std::string task = "selective-copy", model = "mamba", models = "mamba,s4d";
+  std::string task = "selective-copy", model = "mamba", models = "mamba,s4d,attention";
   std::string checkpoint, resume, extrapolate = "1,2,4,8,16,32,64";
   RunConfig rc;
   rc.task.length = 32;
@@ -149,7 +153,7 @@ int main(int argc, char** argv) {
   long stop_after = 0, checkpoint_every = 0;
   int extrapolate_examples = 32;
   cli.add_option("--task", task, "selective-copy | copy | induction")->capture_default_str();
-  cli.add_option("--model", model, "mamba | s4d")->capture_default_str();
+  cli.add_option("--model", model, "mamba | s4d | attention")->capture_default_str();
   cli.add_flag("--compare", compare, "Train every model of --models on the task, same budget");
   cli.add_option("--models", models, "The models --compare trains")->capture_default_str();
   cli.add_option("--length", rc.task.length,
@@ -162,6 +166,8 @@ int main(int argc, char** argv) {
   cli.add_option("--d-model", rc.model.d_model, "Model width")->capture_default_str();
   cli.add_option("--layers", rc.model.n_layers, "Residual layers")->capture_default_str();
   cli.add_option("--d-state", rc.model.d_state, "State size N (Mamba; S4D keeps N/2 complex modes)")
+      ->capture_default_str();
+  cli.add_option("--heads", rc.model.heads, "Attention heads (dividing --d-model)")
       ->capture_default_str();
   cli.add_flag("--untied", untied, "An LM head of its own instead of the embedding's transpose");
   cli.add_flag("--fixed-dt", fixed_dt,
@@ -232,9 +238,15 @@ int main(int argc, char** argv) {
     std::vector<std::string> kinds = {model};
     if (compare) kinds = app::split_names(models);
     for (const auto& k : kinds)
-      if (k != "mamba" && k != "s4d")
+      if (k != "mamba" && k != "s4d" && k != "attention")
         throw Error(std::string(compare ? "--models" : "--model") + ": unknown model '" + k +
-                    "' (expected mamba or s4d)");
+                    "' (expected mamba, s4d or attention)");
+    if (resume.empty() && std::count(kinds.begin(), kinds.end(), std::string("attention"))) {
+      app::require_int_range("--heads", rc.model.heads, 1, 1024);
+      if (rc.model.d_model % rc.model.heads != 0)
+        throw Error("--heads " + std::to_string(rc.model.heads) + " does not divide --d-model " +
+                    std::to_string(rc.model.d_model));
+    }
     if (resume.empty()) validate(rc.task, "--");
 
     std::vector<Result> results;
@@ -295,7 +307,8 @@ int main(int argc, char** argv) {
       r.seconds = tr->train_seconds();
       r.tokens_per_s = r.seconds > 0 ? double(tr->train_tokens()) / r.seconds : 0;
       r.eval = evaluate(tr->model(), cfg.task, cfg.seed, cfg.eval_examples, threads);
-      r.scan_vs_step = scan_vs_step(tr->model(), cfg.task, cfg.seed);
+      const StepPass at_train_length = step_pass(tr->model(), cfg.task, cfg.seed, true);
+      r.scan_vs_step = at_train_length.rel_diff;
       r.curve = tr->curve();
       if (cfg.task.task == Task::Induction) {
         for (int mlt : multiples) {
@@ -306,8 +319,8 @@ int main(int argc, char** argv) {
         }
         TaskConfig longest = cfg.task;
         longest.length *= multiples.empty() ? 1 : *std::max_element(multiples.begin(), multiples.end());
-        r.state_short = state_bytes_after(tr->model(), cfg.task, cfg.seed);
-        r.state_long = state_bytes_after(tr->model(), longest, cfg.seed);
+        r.state_short = at_train_length.state_bytes;
+        r.state_long = step_pass(tr->model(), longest, cfg.seed, false).state_bytes;
       }
       a.check(r.spec.kind + ": scan (all tokens at once) vs step mode, logits (float, rel)",
               r.scan_vs_step, 1e-3);
@@ -430,6 +443,19 @@ int main(int argc, char** argv) {
                         "(error = relative growth)",
                     double(r.state_long) / double(std::max<std::size_t>(1, r.state_short)) - 1, 0);
           }
+        // The Mamba paper's Table 2: attention (absolute, RoPE or xPos positions) is perfect at
+        // the training length and fails beyond about twice it.
+        for (const auto& r : results)
+          if (r.spec.kind == "attention" && !r.lengths.empty()) {
+            for (const auto& [m, e] : r.lengths) {
+              if (m == 1)
+                a.check("induction: attention accuracy ≥ 0.9 at the training length "
+                        "(error = 1 − accuracy)", 1 - e.accuracy, 0.1);
+              if (m == 4)
+                a.check("induction: attention fails beyond 2× the training length, accuracy "
+                        "≤ 0.6 at 4× (error = accuracy)", e.accuracy, 0.6);
+            }
+          }
       }
     }
 
@@ -483,11 +509,24 @@ int main(int argc, char** argv) {
               if (e.accuracy < 0.99) break;
               reach = m;
             }
+        std::string attention_note;  // attention's accuracy at the first multiple and at 4× (or the longest)
+        for (const auto& r : results)
+          if (r.spec.kind == "attention" && r.lengths.size() > 1) {
+            auto far = r.lengths.back();
+            for (const auto& ml : r.lengths)
+              if (ml.first == 4) far = ml;
+            const auto& near = r.lengths.front();
+            attention_note = "; attention recalls at " + std::to_string(near.first) + "× (" +
+                             app::g3(near.second.accuracy) +
+                             ") but not at " + std::to_string(far.first) + "× (" +
+                             app::g3(far.second.accuracy) + "), its KV cache growing with the length";
+          }
         fig.title = "Induction heads, trained at length " + std::to_string(rc.task.length) +
                     (reach > 0 ? ": Mamba recalls perfectly up to " + std::to_string(reach) +
                                      "× that length in step mode, with a state of fixed size"
                                : ": accuracy at longer lengths, in step mode") +
-                    (std::isnan(as) ? "" : "; S4D (LTI) never learns the recall");
+                    (std::isnan(as) ? "" : "; S4D (LTI) never learns the recall") +
+                    attention_note;
       }
       if (the_task == Task::Induction && !multiples.empty()) {
         plot::Panel px;

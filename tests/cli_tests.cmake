@@ -177,7 +177,7 @@ set(TR $<TARGET_FILE:ssm-train>)
 set(TR_SMALL --steps 30 --length 16 --tokens 2 --vocab 4 --d-model 16 --eval-every 10 --eval-examples 16)
 string(REPLACE ";" " " TR_SMALL_SH "${TR_SMALL}")  # for the sh -c command lines
 ssm_cli_test("ssm-train a short run" 0 "PASS" -- ${TR} ${TR_SMALL})
-foreach(m s4d)
+foreach(m s4d attention)
   ssm_cli_test("ssm-train a short run, ${m}" 0 "PASS" -- ${TR} ${TR_SMALL} --model ${m})
 endforeach()
 ssm_cli_test("ssm-train --plot --csv --json" 0 "\"runs\"" -- sh -c
@@ -194,6 +194,8 @@ ssm_cli_test("train unknown model in --models" 2 "--models: unknown model 'lstm'
 ssm_cli_test("train length shorter than its tokens" 2 "--length 3 is shorter than the 4 tokens it must hold" --absent t.png -- ${TR} --length 3 --tokens 4 --plot t.png)
 ssm_cli_test("train steps zero" 2 "--steps must be in \\[1, 1e8\\]" -- ${TR} --steps 0)
 ssm_cli_test("train extrapolate not an integer" 2 "--extrapolate: 0.5 is not an integer" -- ${TR} --task induction --extrapolate 1,0.5)
+ssm_cli_test("train heads not dividing d-model" 2 "--heads 3 does not divide --d-model 16" -- ${TR} --model attention --d-model 16 --heads 3)
+ssm_cli_test("train heads zero" 2 "--heads must be in" -- ${TR} --compare --models mamba,attention --heads 0)
 ssm_cli_test("train fixed-dt on s4d" 2 "--fixed-dt applies to the mamba model only" -- ${TR} --model s4d --fixed-dt)
 ssm_cli_test("train compare with resume" 2 "--compare and --resume cannot be combined" -- ${TR} --compare --resume x.ck)
 ssm_cli_test("train checkpoint directory missing" 2 "--checkpoint nodir/x.ck: directory nodir does not exist" -- ${TR} --checkpoint nodir/x.ck)
@@ -206,5 +208,5 @@ ssm_cli_test("train resume a truncated checkpoint" 2 "t.ck: (checksum mismatch|t
 # The tour's three comparisons, with the claims checked (exit 1 if one fails).
 ssm_cli_test("ssm-train tour: selective copying, Mamba ≫ S4D" 0 "S4D \\(LTI\\) gets every token right in ≤ 0.5 of the sequences .*PASS" -- ${TR} --compare --models mamba,s4d --check-claims --threads 2)
 ssm_cli_test("ssm-train tour: plain copying, S4D is fine" 0 "plain copying: S4D .*PASS" -- ${TR} --task copy --compare --models s4d --check-claims --threads 2)
-ssm_cli_test("ssm-train tour: induction, Mamba extrapolates" 0 "up to 16× the training length .*PASS" -- ${TR} --task induction --compare --models mamba,s4d --check-claims --threads 2)
+ssm_cli_test("ssm-train tour: induction, Mamba extrapolates, attention does not" 0 "up to 16× the training length .*PASS.*accuracy ≤ 0.6 at 4× .*PASS" -- ${TR} --task induction --compare --models mamba,s4d,attention --check-claims --threads 2)
 ssm_cli_test("train paper sizes are documented" 0 "4096" -- ${TR} --help)

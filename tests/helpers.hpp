@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <vector>
@@ -73,6 +74,42 @@ template <class T>
 double rel(const std::vector<T>& a, const std::vector<double>& ref) {
   REQUIRE(a.size() == ref.size());
   return ssm::max_rel_diff(a, ref);
+}
+
+// Central differences of f() with respect to each of the n numbers at x (each restored after):
+// fd_i = (f(x + h e_i) − f(x − h e_i)) / 2h with h = 1e-5·max(1, |x_i|) ≈ ε^{1/3} (ε = 2.2e-16),
+// the step that balances a central difference's truncation error h²/6·|f‴| against its
+// rounding ε·|f|/h. Each test that calls it justifies its tolerance from those two terms at its
+// own sizes (test_grad_mamba, test_s4d_lm, test_attention_lm).
+inline std::vector<double> central_fd(double* x, std::size_t n, const std::function<double()>& f) {
+  std::vector<double> fd(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double x0 = x[i], h = 1e-5 * std::max(1.0, std::abs(x0));
+    x[i] = x0 + h;
+    const double fp = f();
+    x[i] = x0 - h;
+    const double fm = f();
+    x[i] = x0;
+    fd[i] = (fp - fm) / (2 * h);
+  }
+  return fd;
+}
+
+// max |a − b| / max |b| over b's entries (b the reference; a is read for as many).
+inline double rel_err(const double* a, const std::vector<double>& b) {
+  double d = 0, s = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    d = std::max(d, std::abs(a[i] - b[i]));
+    s = std::max(s, std::abs(b[i]));
+  }
+  return s > 0 ? d / s : d;
+}
+
+// max |b_i|.
+inline double max_abs(const std::vector<double>& b) {
+  double s = 0;
+  for (double v : b) s = std::max(s, std::abs(v));
+  return s;
 }
 
 // The message of the ssm::Error fn throws ("" when it does not throw).

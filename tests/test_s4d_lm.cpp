@@ -93,34 +93,11 @@ constexpr double kTol = 1e-6;
 // Relative to an array's max |fd| ≥ 1e-3 (MESSAGE prints each; the smallest is reported) that
 // is ≲ 1e-7 (measured worst 1.9e-8 untied, 7.4e-9 tied; smallest max |fd| 1.3e-3), ≥ 10× below the tolerance, which a wrong term (an
 // O(1) error in one contribution) exceeds by orders.
-std::vector<double> central_fd(double* x, std::size_t n, const std::function<double()>& f) {
-  std::vector<double> fd(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const double x0 = x[i], h = 1e-5 * std::max(1.0, std::abs(x0));
-    x[i] = x0 + h;
-    const double fp = f();
-    x[i] = x0 - h;
-    const double fm = f();
-    x[i] = x0;
-    fd[i] = (fp - fm) / (2 * h);
-  }
-  return fd;
-}
+// (The differences themselves: test::central_fd in helpers.hpp.)
+using test::central_fd;
 
-// max |a − b| / max |b| (b the reference) and max |b|.
-double rel_err(const double* a, const std::vector<double>& b) {
-  double d = 0, s = 0;
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    d = std::max(d, std::abs(a[i] - b[i]));
-    s = std::max(s, std::abs(b[i]));
-  }
-  return s > 0 ? d / s : d;
-}
-double max_abs(const std::vector<double>& b) {
-  double s = 0;
-  for (double v : b) s = std::max(s, std::abs(v));
-  return s;
-}
+using test::rel_err;
+using test::max_abs;
 
 // Every params() array of m against finite differences; returns the worst relative error.
 // The gradient is sliced by params()' sizes (the documented concatenation order).

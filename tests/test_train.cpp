@@ -173,14 +173,14 @@ TEST_CASE("optimization: schedule, clipping and AdamW against hand-computed valu
 TEST_CASE("models: each model's flat gradient, in params() order, against finite differences") {
   // Central differences of the loss of one sequence with respect to every parameter value of a
   // tiny double model, through the LanguageModel interface the trainer uses. Step h = 1e-5·
-  // max(1, |θ|) ≈ ε^{1/3}, as in test_grad_mamba.cpp (truncation ~h² and rounding ~ε/h both
+  // max(1, |θ|) ≈ ε^{1/3} (test::central_fd) (truncation ~h² and rounding ~ε/h both
   // ≲ 1e-10, far below the 1e-6 tolerance relative to the largest gradient).
   TaskConfig task;
   task.length = 6;
   task.tokens = 2;
   task.vocab = 3;
   const Example e = make_example(task, 11, 0, 0);
-  for (const std::string kind : {"mamba", "s4d"}) {
+  for (const std::string kind : {"mamba", "s4d", "attention"}) {
     for (bool fixed_dt : {false, true}) {
       if (fixed_dt && kind != "mamba") continue;
       ModelSpec s;
@@ -196,29 +196,21 @@ TEST_CASE("models: each model's flat gradient, in params() order, against finite
       m->loss_and_grad(e.tokens, e.targets, g);
       auto views = m->params();
       REQUIRE(g.size() == m->num_params());
-      double worst = 0, scale = 0;
-      std::size_t off = 0;
+      // Every gradient value against the differences, all arrays together (one scale).
+      std::vector<double> fd;
       for (auto& p : views) {
-        for (std::size_t i = 0; i < p.size; ++i) {
-          double& x = p.data[i];
-          const double x0 = x, h = 1e-5 * std::max(1.0, std::abs(x0));
+        auto part = test::central_fd(p.data, p.size, [&] {
           std::vector<double> tmp;
-          x = x0 + h;
-          const double fp = m->loss_and_grad(e.tokens, e.targets, tmp);
-          x = x0 - h;
-          const double fm = m->loss_and_grad(e.tokens, e.targets, tmp);
-          x = x0;
-          double fd = (fp - fm) / (2 * h);
-          // The ablation holds dt_proj at 0: its gradient is 0 by construction, not ∂ℓ/∂θ.
-          if (fixed_dt && p.name.find("dt_proj") != std::string::npos) fd = 0;
-          worst = std::max(worst, std::abs(g[off + i] - fd));
-          scale = std::max(scale, std::abs(fd));
-        }
-        off += p.size;
+          return m->loss_and_grad(e.tokens, e.targets, tmp);
+        });
+        // The ablation holds dt_proj at 0: its gradient is 0 by construction, not ∂ℓ/∂θ.
+        if (fixed_dt && p.name.find("dt_proj") != std::string::npos) part.assign(p.size, 0.0);
+        fd.insert(fd.end(), part.begin(), part.end());
       }
+      const double err = test::rel_err(g.data(), fd);
       MESSAGE(std::string(kind + (fixed_dt ? " (fixed Δ)" : "")) << ": max |g − fd| / max |fd| = "
-                   << worst / scale << " over " << g.size() << " parameters (tolerance 1e-6)");
-      CHECK(worst / scale <= 1e-6);
+                   << err << " over " << g.size() << " parameters (tolerance 1e-6)");
+      CHECK(err <= 1e-6);
     }
   }
 }
@@ -230,7 +222,7 @@ TEST_CASE("models: every layer type memorizes one fixed batch (overfitting check
   task.vocab = 4;
   std::vector<Example> batch;
   for (int i = 0; i < 4; ++i) batch.push_back(make_example(task, 2, 0, std::uint64_t(i)));
-  for (const std::string kind : {"mamba", "s4d"}) {
+  for (const std::string kind : {"mamba", "s4d", "attention"}) {
     ModelSpec s;
     s.kind = kind;
     s.vocab = task.model_vocab();
@@ -260,7 +252,7 @@ TEST_CASE("models: every layer type memorizes one fixed batch (overfitting check
 }
 
 TEST_CASE("evaluation: recurrent (step) mode scores as the all-at-once mode") {
-  for (const std::string kind : {"mamba", "s4d"}) {
+  for (const std::string kind : {"mamba", "s4d", "attention"}) {
     RunConfig c = tiny_run(kind);
     c.steps = 10;
     Trainer<float> tr(c);
@@ -275,7 +267,7 @@ TEST_CASE("evaluation: recurrent (step) mode scores as the all-at-once mode") {
 }
 
 TEST_CASE("trainer: 2n steps equal n steps + checkpoint + resume + n steps, bit for bit") {
-  for (const std::string kind : {"mamba", "s4d"}) {
+  for (const std::string kind : {"mamba", "s4d", "attention"}) {
     const std::string pa = tmp_path(kind + "_a.ck"), pb = tmp_path(kind + "_b.ck");
     RunConfig c = tiny_run(kind);
     {

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "ssm/attention_lm.hpp"
 #include "ssm/grad_mamba.hpp"
 #include "ssm/s4d_lm.hpp"
 
@@ -221,14 +222,10 @@ class MambaLanguageModel : public LanguageModel<T> {
     if (fixed_dt_)  // the ablation: dt_proj stays 0, so Δ_t = softplus(Δ bias) at every token
       for (auto& b : g.blocks) b.dt_proj.setZero();
     std::size_t n = 0;
-    const auto views = param_views(g);
-    for (const auto& v : views) n += v.size;
+    for_each_array(g, [&n](const auto& a) { n += std::size_t(a.size()); });
     grad.resize(n);
-    std::size_t off = 0;
-    for (const auto& v : views) {
-      std::copy(v.data, v.data + v.size, grad.begin() + std::ptrdiff_t(off));
-      off += v.size;
-    }
+    T* out = grad.data();  // params() order (param_views), no names built per sequence
+    for_each_array(g, [&out](const auto& a) { out = std::copy(a.data(), a.data() + a.size(), out); });
     return l;
   }
   std::unique_ptr<LMStepper<T>> stepper() const override {
@@ -261,7 +258,15 @@ std::unique_ptr<LanguageModel<T>> make_model(const ModelSpec& s) {
     c.tied = s.tied;
     return std::make_unique<S4DLM<T>>(c, s.vocab, s.seed);
   }
-  throw Error("unknown model '" + s.kind + "' (expected mamba or s4d)");
+  if (s.kind == "attention") {
+    AttentionLMConfig c;
+    c.d_model = s.d_model;
+    c.n_layers = s.n_layers;
+    c.heads = s.heads;
+    c.tied = s.tied;
+    return std::make_unique<AttentionLM<T>>(c, s.vocab, s.seed);
+  }
+  throw Error("unknown model '" + s.kind + "' (expected mamba, s4d or attention)");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -529,6 +534,7 @@ std::map<std::string, std::string> describe_run(const RunConfig& c) {
   d["model.d_model"] = std::to_string(c.model.d_model);
   d["model.n_layers"] = std::to_string(c.model.n_layers);
   d["model.d_state"] = std::to_string(c.model.d_state);
+  d["model.heads"] = std::to_string(c.model.heads);
   d["model.tied"] = c.model.tied ? "1" : "0";
   d["model.fixed_dt"] = c.model.fixed_dt ? "1" : "0";
   d["optim.lr"] = fmt(c.optim.lr);
@@ -577,6 +583,8 @@ RunConfig run_from_description(const std::map<std::string, std::string>& d,
   c.model.d_model = int(integer("model.d_model"));
   c.model.n_layers = int(integer("model.n_layers"));
   c.model.d_state = int(integer("model.d_state"));
+  // Written since the attention model (v1 checkpoints of Mamba and S4D before it lack it).
+  if (d.count("model.heads")) c.model.heads = int(integer("model.heads"));
   c.model.tied = integer("model.tied") != 0;
   c.model.fixed_dt = integer("model.fixed_dt") != 0;
   c.optim.lr = num("optim.lr");

@@ -109,10 +109,11 @@ void adamw_step(const OptimConfig& o, double lr, long step, std::vector<ParamVie
 // ------------------------------------------------------------------------------------------
 
 struct ModelSpec {
-  std::string kind = "mamba";  // mamba | s4d
+  std::string kind = "mamba";  // mamba | s4d | attention
   int vocab = 10;
   int d_model = 64, n_layers = 2;
-  int d_state = 16;  // Mamba's N; S4D's N (modes = N/2)
+  int d_state = 16;  // Mamba's N; S4D's N (modes = N/2); unused by attention
+  int heads = 4;     // attention's heads (dividing d_model); unused by the SSMs
   bool tied = true;
   // Ablation for the lab: Δ without its input dependence (dt_proj held at 0, so Δ_t =
   // softplus(Δ bias) per channel, learned but the same at every token). Mamba only.
