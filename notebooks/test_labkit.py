@@ -12,7 +12,7 @@ import numpy as np
 import scipy.linalg
 
 import labkit
-from labkit import FAIL, PASS, TODO, lab01, lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab10
+from labkit import FAIL, PASS, TODO, lab01, lab02, lab03, lab04, lab05, lab06, lab07, lab08, lab09, lab10
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -24,7 +24,7 @@ def solutions(notebook):
     # What the notebooks' first cell imports (the solutions may call the library).
     ssm = labkit.ssmlab
     ns = {"np": np, "scipy": scipy, "ssm": ssm, "hippo": ssm.hippo, "s4": ssm.s4, "mamba": ssm.mamba,
-          "ssd": ssm.ssd}
+          "ssd": ssm.ssd, "train": ssm.train}
     for c in nb["cells"]:
         if "exercise" in c["metadata"].get("tags", []):
             exec("".join(c["source"]), ns)
@@ -973,6 +973,177 @@ class Lab08(Base):
         for kw, fragment in cases:
             self.assertVerdict(f, self.fd(**kw), FAIL, fragment)
         self.assertVerdict(f, lambda fn, x: good(fn, x).ravel(), FAIL, "reshape it")
+
+
+class Lab09(Base):
+    sol = solutions("09-selection-ablation.ipynb")
+
+    def test_targets(self):
+        f, good = lab09.check_targets, self.sol["selective_copy_targets"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def loop(tokens, k):  # another correct way: walk the body, count the data tokens
+            L, out, j = len(tokens) - k, [-1] * len(tokens), 0
+            for t in range(L):
+                if tokens[t] >= 2:
+                    out[L + j] = tokens[t]
+                    j += 1
+            return out
+        self.assertVerdict(f, loop, PASS)
+
+        def variant(mistake):
+            def fn(tokens, k):
+                tokens = np.asarray(tokens)
+                L = len(tokens) - k
+                pos = [t for t in range(L) if tokens[t] >= 2]
+                data = [int(tokens[t]) for t in pos]
+                y = np.full(len(tokens), 0 if mistake == "zeros" else -1)
+                if mistake == "at the data":
+                    for t in pos:
+                        y[t] = tokens[t]
+                    return y
+                if mistake == "next":
+                    return np.concatenate([tokens[1:], [-1]])
+                if mistake == "reversed":
+                    data = data[::-1]
+                if mistake == "from 0":
+                    data = [d - 2 for d in data]
+                start = L - 1 if mistake == "early" else L
+                y[start:start + k] = data
+                return y
+            return fn
+        cases = [("at the data", "the answers are due at the markers"),
+                 ("next", "next-token prediction of the input"),
+                 ("reversed", "in the order the tokens appeared"),
+                 ("from 0", "do not subtract FIRST_DATA"),
+                 ("early", "one position early"),
+                 ("zeros", "0 is the noise token")]
+        for mistake, fragment in cases:
+            self.assertVerdict(f, variant(mistake), FAIL, fragment)
+        self.assertVerdict(f, lambda tokens, k: good(tokens, k)[:-1], FAIL, "has shape")
+
+    def test_accuracy(self):
+        f, good = lab09.check_accuracy, self.sol["accuracy_np"]
+        r = self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+        # The check's model is partly trained: both accuracies strictly inside (0, 1), and different,
+        # or the mistakes below could not be told from the truth.
+        t = lab09._acc_trainer()
+        ev = t.evaluate(lab09.ACC_N)
+        self.assertTrue(0.05 < ev["sequence_accuracy"] < ev["accuracy"] < 0.98, (ev, r.text))
+
+        def acc(mistake):
+            def fn(logits, targets):
+                pred = logits.argmax(axis=2)
+                if mistake == "next":
+                    pred, targets = pred[:, :-1], targets[:, 1:]
+                right, kept = pred == targets, targets >= 0
+                tok = right[kept].mean()
+                seq = np.mean([all(r[k]) for r, k in zip(right, kept)])
+                if mistake == "all":
+                    tok, seq = right.mean(), right.all(axis=1).mean()
+                if mistake == "ignored right":
+                    tok = (right | ~kept).mean()
+                if mistake == "mean":
+                    seq = tok
+                if mistake == "any":
+                    seq = np.mean([any(r[k]) for r, k in zip(right, kept)])
+                return tok, seq
+            return fn
+        self.assertVerdict(f, acc(None), PASS)
+        cases = [("all", "your token accuracy counts every position"),
+                 ("all", "asks every position to be right, the ignored ones too"),
+                 ("ignored right", "counts the ignored positions (−1) as right"),
+                 ("next", "compared row t of the logits with targets[t + 1]"),
+                 ("mean", "your sequence accuracy is the mean token accuracy"),
+                 ("any", "counts a sequence with any right answer")]
+        for mistake, fragment in cases:
+            self.assertVerdict(f, acc(mistake), FAIL, fragment)
+        self.assertVerdict(f, lambda lg, y: good(lg, y)[0], FAIL, "return two numbers")
+
+    def test_optimizer(self):
+        f, good = lab09.check_optimizer, self.sol["optimizer_step"]
+        self.assertVerdict(f, good, PASS)
+        self.assertCommonCases(f)
+
+        def step(mistake):
+            def fn(params, grads, m, v, t, lr, decay, o):
+                norms = [np.linalg.norm(g) for g in grads]
+                total = np.sqrt(sum(n * n for n in norms))
+                out = ([], [], [])
+                for p, g, mi, vi, dec, n in zip(params, grads, m, v, decay, norms):
+                    if mistake == "per array":
+                        g = g * min(1.0, o.clip / n)
+                    elif mistake == "always":
+                        g = g * (o.clip / total)
+                    elif mistake != "no clip":
+                        g = g * min(1.0, o.clip / total)
+                    if mistake == "decay all":
+                        dec = True
+                    if mistake == "L2" and dec:
+                        g = g + o.weight_decay * p
+                    mi = o.beta1 * mi + (1 - o.beta1) * g
+                    vi = o.beta2 * vi + (1 - o.beta2) * g ** 2
+                    tt = t - 1 if mistake == "t-1" else t
+                    mh, vh = mi / (1 - o.beta1 ** tt), vi / (1 - o.beta2 ** tt)
+                    if mistake == "no bias correction":
+                        mh, vh = mi, vi
+                    upd = mh / ((vh if mistake == "no sqrt" else np.sqrt(vh)) + o.eps)
+                    if mistake == "no lr in decay" and dec:
+                        q = p * (1 - o.weight_decay) - lr * upd
+                    elif dec and mistake != "L2":
+                        q = p * (1 - lr * o.weight_decay) - lr * upd
+                    else:
+                        q = p - lr * upd
+                    for lst, x in zip(out, (q, mi, vi)):
+                        lst.append(x)
+                return out
+            return fn
+        self.assertVerdict(f, step(None), PASS)
+        cases = [("L2", "that is L2 regularization"),
+                 ("decay all", "the trainer decays the matrices only"),
+                 ("no lr in decay", "the decoupled decay is scaled by the step's rate"),
+                 ("no bias correction", "the bias correction is missing"),
+                 ("t-1", "not step − 1"),
+                 ("no sqrt", "divides by √v̂ + ε"),
+                 ("per array", "you clipped each array by its own norm"),
+                 ("always", "clipping only shrinks"),
+                 ("no clip", "the gradient is not clipped")]
+        for mistake, fragment in cases:
+            self.assertVerdict(f, step(mistake), FAIL, fragment)
+        self.assertVerdict(f, lambda *a: good(*a)[:2], FAIL, "return three lists")
+
+    def test_prediction(self):
+        f, good = lab09.check_prediction, self.sol["my_prediction"]
+        self.assertVerdict(f, good, PASS, "recorded")
+        self.assertVerdict(f, todo, TODO, labkit.NOT_ATTEMPTED)
+        self.assertVerdict(f, crash, FAIL, "your function raised LinAlgError")
+        why = "B_t still gates what is written, but the state decays anyway"
+        self.assertVerdict(f, lambda: [0.9, 0.5, 0.1], FAIL, "return a dict")
+        self.assertVerdict(f, lambda: {"mamba": 0.9, "s4d": 0.1, "why": why}, FAIL, "has no 'fixed_dt'")
+        self.assertVerdict(f, lambda: {"mamba": 95, "fixed_dt": 0.5, "s4d": 0.1, "why": why}, FAIL,
+                           "a percentage? write 0.95")
+        self.assertVerdict(f, lambda: {"mamba": "high", "fixed_dt": 0.5, "s4d": 0.1, "why": why}, FAIL,
+                           "is not a number")
+        self.assertVerdict(f, lambda: {"mamba": 0.9, "fixed_dt": 0.5, "s4d": 0.1}, FAIL, "add 'why'")
+        self.assertIsNone(lab09.recorded(todo))
+        self.assertEqual(lab09.recorded(good)["s4d"], good()["s4d"])
+
+    def test_report_claims_the_ordering(self):
+        res = {k: dict(accuracy=a, sequence_accuracy=s, seconds=1.0)
+               for k, a, s in (("mamba", 0.99, 0.97), ("fixed_dt", 0.95, 0.8), ("s4d", 0.8, 0.3))}
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            lab09.report(res, self.sol["my_prediction"]())
+        self.assertIn("Mamba > fixed Δ > S4D", out.getvalue())
+        self.assertIn("got the ordering", out.getvalue())
+        res["s4d"]["sequence_accuracy"] = 0.9
+        try:
+            labkit.STRICT = True
+            with self.assertRaises(AssertionError), contextlib.redirect_stdout(io.StringIO()):
+                lab09.report(res)
+        finally:
+            labkit.STRICT = False
 
 
 class Lab10(Base):

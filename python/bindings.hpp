@@ -106,6 +106,7 @@ void bind_s4(py::module_& m);     // the submodule ssmlab.s4
 void bind_mamba(py::module_& m);  // the submodule ssmlab.mamba
 void bind_ssd(py::module_& m);    // the submodule ssmlab.ssd
 void bind_grad(py::module_& m);   // the submodule ssmlab.grad
+void bind_train(py::module_& m);  // the submodule ssmlab.train
 void bind_s4_grad(py::module_& grad);  // S4D backward into ssmlab.grad (bind_s4.cpp)
 
 }  // namespace ssmpy

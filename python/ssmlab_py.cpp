@@ -28,7 +28,8 @@ PYBIND11_MODULE(_core, m) {
       "submodule mamba (selective_scan_reference, selective_scan, selective_scan_parallel,\n"
       "selective_state_update, combine, Model64/32); stage 8a the submodule grad (backward\n"
       "passes: selective_scan_backward(_reference), conv_backward, s4d_kernels_backward,\n"
-      "s4d_layer_backward); signals make_signal.\n"
+      "s4d_layer_backward); stage 8b the submodule train (make_example, adamw_step,\n"
+      "clip_grad_norm, learning_rate, Trainer/Trainer64); signals make_signal.\n"
       "Invalid arguments raise ssmlab.Error (a ValueError) with the library's message.";
   m.attr("__version__") = SSMLAB_VERSION;
 
@@ -48,4 +49,5 @@ PYBIND11_MODULE(_core, m) {
   ssmpy::bind_mamba(m);
   ssmpy::bind_ssd(m);
   ssmpy::bind_grad(m);
+  ssmpy::bind_train(m);
 }

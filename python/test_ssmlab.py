@@ -1359,5 +1359,148 @@ class TestSsd(unittest.TestCase):
             ssd.ssd_chunked(**self.p, chunk=0)
 
 
+class Stage8bTrain(unittest.TestCase):
+    """ssmlab.train against NumPy written from MATH.md T4–T7 (never against the binding's own output)."""
+
+    def test_make_example_selective_copy(self):
+        t = ssm.train.TaskConfig("selective-copy", length=20, tokens=5, vocab=6)
+        self.assertEqual((t.model_vocab, t.sequence_length), (8, 25))
+        for i in range(20):
+            x, y = ssm.train.make_example(t, seed=4, stream=i % 2, index=i)
+            self.assertEqual((x.dtype.kind, y.dtype.kind, x.shape, y.shape), ("i", "i", (25,), (25,)))
+            data = x[:20][x[:20] >= ssm.train.FIRST_DATA]  # T7: k data tokens in the body, in order
+            self.assertEqual(len(data), 5)
+            self.assertTrue(np.all(data <= 7))
+            self.assertTrue(np.all(x[20:] == ssm.train.MARKER))
+            self.assertTrue(np.all(y[:20] == -1))
+            np.testing.assert_array_equal(y[20:], data)
+        a = ssm.train.make_example(t, seed=4, stream=0, index=3)[0]
+        np.testing.assert_array_equal(a, ssm.train.make_example(t, seed=4, stream=0, index=3)[0])  # deterministic
+        self.assertFalse(np.array_equal(a, ssm.train.make_example(t, seed=4, stream=1, index=3)[0]))
+        c = ssm.train.TaskConfig("copy", length=10, tokens=3)
+        x, y = ssm.train.make_example(c, index=2)
+        np.testing.assert_array_equal(y[10:], x[:3])  # copy: the tokens at 0 … k−1
+        ind = ssm.train.TaskConfig("induction", length=12)
+        x, y = ssm.train.make_example(ind, index=1)
+        p = int(np.flatnonzero(x[:-1] == ssm.train.MARKER)[0])
+        self.assertEqual((x[-1], y[-1], y[p + 1:-1].max()), (ssm.train.MARKER, x[p + 1], -1))
+
+    def test_task_validation(self):
+        with self.assertRaisesRegex(ssm.Error, "length 3 is shorter than the 4 tokens"):
+            ssm.train.TaskConfig("selective-copy", length=3, tokens=4)
+        with self.assertRaisesRegex(ssm.Error, "copying"):
+            ssm.train.TaskConfig("copying")
+        t = ssm.train.TaskConfig()
+        self.assertEqual((t.task, t.length, t.tokens, t.vocab), ("selective-copy", 64, 4, 8))  # library defaults
+        t.tokens = 100  # changed after construction: make_example validates again
+        with self.assertRaisesRegex(ssm.Error, "shorter than the 100 tokens"):
+            ssm.train.make_example(t)
+
+    def test_learning_rate_and_clip(self):
+        o = ssm.train.OptimConfig(lr=1e-2, warmup=10, lr_min_ratio=0.1)
+        self.assertAlmostEqual(ssm.train.learning_rate(o, 0, 100), 1e-3, delta=1e-15)  # T5 warm-up
+        self.assertAlmostEqual(ssm.train.learning_rate(o, 10, 100), 1e-2, delta=1e-15)
+        mid = 1e-3 + 0.5 * (1e-2 - 1e-3) * (1 + np.cos(np.pi * 45 / 90))
+        self.assertAlmostEqual(ssm.train.learning_rate(o, 55, 100), mid, delta=1e-15)
+        self.assertAlmostEqual(ssm.train.learning_rate(o, 100, 100), 1e-3, delta=1e-15)
+        g = np.random.default_rng(1).standard_normal((3, 4))
+        c, n = ssm.train.clip_grad_norm(g, 0.5)
+        self.assertAlmostEqual(n, np.linalg.norm(g), delta=1e-12)
+        np.testing.assert_allclose(c, g * 0.5 / np.linalg.norm(g), rtol=1e-14)
+        c, _ = ssm.train.clip_grad_norm(g, 100.0)
+        np.testing.assert_array_equal(c, g)  # only shrinks
+        c32, _ = ssm.train.clip_grad_norm(g.astype(np.float32), 0.5)
+        self.assertEqual(c32.dtype, np.float32)
+
+    def test_adamw_step(self):
+        rng = np.random.default_rng(2)
+        o = ssm.train.OptimConfig(beta1=0.8, beta2=0.99, eps=1e-8, weight_decay=0.3)
+        p = [rng.standard_normal((3, 2)), rng.standard_normal(4)]
+        g = [rng.standard_normal(x.shape) for x in p]
+        m = [rng.standard_normal(x.shape) for x in p]
+        v = [rng.random(x.shape) for x in p]
+        lr, t = 0.05, 4
+        P, M, V = ssm.train.adamw_step(o, lr, t, p, g, m, v, decay=[True, False])
+        for i, dec in enumerate((True, False)):  # T4 written out
+            mi = 0.8 * m[i] + 0.2 * g[i]
+            vi = 0.99 * v[i] + 0.01 * g[i] ** 2
+            want = p[i] - lr * (mi / (1 - 0.8 ** t) / (np.sqrt(vi / (1 - 0.99 ** t)) + 1e-8) + (0.3 * p[i] if dec else 0))
+            np.testing.assert_allclose(M[i], mi, rtol=1e-14)
+            np.testing.assert_allclose(V[i], vi, rtol=1e-14)
+            np.testing.assert_allclose(P[i], want, rtol=1e-13)
+            self.assertEqual(P[i].shape, p[i].shape)
+        one = ssm.train.adamw_step(o, lr, t, p[1], g[1], m[1], v[1], decay=False)  # one array, no lists
+        np.testing.assert_allclose(one[0], P[1], rtol=1e-15)
+        with self.assertRaisesRegex(ssm.Error, "grad\\[1\\] has 3 values"):
+            ssm.train.adamw_step(o, lr, t, p, [g[0], g[1][:3]], m, v)
+        with self.assertRaisesRegex(ssm.Error, "1-based"):
+            ssm.train.adamw_step(o, lr, 0, p, g, m, v)
+
+    def test_trainer(self):
+        task = ssm.train.TaskConfig("copy", length=6, tokens=2, vocab=4)
+        cfg = ssm.train.RunConfig(task=task, model=ssm.train.ModelSpec("mamba", d_model=16, n_layers=1),
+                                  steps=30, batch=4, eval_every=10, eval_examples=16, seed=5)
+        tr = ssm.train.Trainer(cfg)
+        self.assertEqual((tr.steps_done, tr.vocab), (0, 6))
+        first = tr.step()
+        self.assertGreater(first, 0.5 * np.log(6))  # near chance, ln(vocab), before training
+        tr.run(19)
+        self.assertEqual(tr.steps_done, 20)
+        c = tr.curve()
+        self.assertEqual(list(c["step"]), list(range(1, 21)))
+        self.assertEqual(c["loss"][0], first)
+        self.assertEqual(list(np.flatnonzero(c["eval_accuracy"] >= 0) + 1), [10, 20])
+        tr.run(1000)  # capped at config.steps
+        self.assertEqual(tr.steps_done, 30)
+        with self.assertRaisesRegex(ssm.Error, "reached its 30 steps"):
+            tr.step()
+        # evaluate's accuracies from the logits, written out (T7: only the answer positions count)
+        r = tr.evaluate(16)
+        right, seqs = [], []
+        for i in range(16):
+            x, y = ssm.train.make_example(task, seed=5, stream=1, index=i)
+            lg = tr.logits(x)
+            self.assertEqual(lg.shape, (8, 6))
+            ok = np.argmax(lg, axis=1)[y >= 0] == y[y >= 0]
+            right += list(ok)
+            seqs.append(ok.all())
+        self.assertAlmostEqual(r["accuracy"], np.mean(right), delta=1e-15)
+        self.assertAlmostEqual(r["sequence_accuracy"], np.mean(seqs), delta=1e-15)
+        rr = tr.evaluate(16, recurrent=True)
+        self.assertAlmostEqual(rr["accuracy"], r["accuracy"], delta=1e-15)
+        with self.assertRaisesRegex(ssm.Error, "outside \\[0, vocab 6\\)"):
+            tr.logits([0, 1, 6])
+        with self.assertRaisesRegex(ssm.Error, "integers"):
+            tr.logits([0.5, 1.0])
+
+    def test_fixed_dt_and_validation(self):
+        task = ssm.train.TaskConfig("selective-copy", length=6, tokens=2, vocab=4)
+        cfg = ssm.train.RunConfig(task=task, model=ssm.train.ModelSpec("mamba", d_model=16, n_layers=1,
+                                                                      fixed_dt=True), steps=5, batch=2)
+        tr = ssm.train.Trainer(cfg)
+        tr.run(5)
+        w = tr.params()
+        self.assertTrue(all(np.all(v == 0) for k, v in w.items() if k.endswith("dt_proj")))  # the ablation holds
+        self.assertTrue(any(k.endswith("dt_proj") for k in w))
+        with self.assertRaisesRegex(ssm.Error, "mamba model only"):
+            ssm.train.ModelSpec("s4d", fixed_dt=True)
+        with self.assertRaisesRegex(ssm.Error, "unknown model"):
+            ssm.train.ModelSpec("rnn")
+        with self.assertRaisesRegex(ssm.Error, "--batch"):
+            ssm.train.Trainer(ssm.train.RunConfig(task=task, batch=0))
+        with self.assertRaisesRegex(ssm.Error, "--lr"):
+            ssm.train.Trainer(ssm.train.RunConfig(task=task, optim=ssm.train.OptimConfig(lr=-1)))
+        s4 = ssm.train.Trainer(ssm.train.RunConfig(task=task, model=ssm.train.ModelSpec("s4d", d_model=8, n_layers=1),
+                                                   steps=3, batch=2))
+        self.assertGreater(s4.step(), 0)
+        self.assertIn("s4d", s4.describe)
+        at = ssm.train.Trainer(ssm.train.RunConfig(
+            task=task, model=ssm.train.ModelSpec("attention", d_model=8, n_layers=1, heads=2), steps=3, batch=2))
+        self.assertGreater(at.step(), 0)
+        self.assertIn("2 heads", at.describe)
+        with self.assertRaisesRegex(ssm.Error, "heads = 3"):
+            ssm.train.Trainer(ssm.train.RunConfig(task=task, model=ssm.train.ModelSpec("attention", d_model=8, heads=3)))
+
+
 if __name__ == "__main__":
     unittest.main()

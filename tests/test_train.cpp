@@ -126,6 +126,9 @@ TEST_CASE("tasks: bad sizes name the flag") {
   c.tokens = 4;
   CHECK_THROWS_WITH_AS(validate(c, "--"), doctest::Contains("--length 3 is shorter than the 4"),
                        Error);
+  // make_example refuses it too (it would write past the sequence's end otherwise).
+  CHECK_THROWS_WITH_AS(make_example(c, 1, 0, 0),
+                       doctest::Contains("make_example: length 3 is shorter than the 4"), Error);
   c.task = Task::Induction;
   CHECK_THROWS_WITH_AS(validate(c, "--"), doctest::Contains("--length 3 is too short"), Error);
   c = TaskConfig{};

@@ -64,6 +64,7 @@ void validate(const TaskConfig& c, const std::string& p) {
 
 Example make_example(const TaskConfig& c, std::uint64_t seed, std::uint64_t stream,
                      std::uint64_t index) {
+  validate(c, "make_example: ");  // a few comparisons: nothing beside a model's forward pass
   std::mt19937_64 rng(mix_seed(mix_seed(seed, 0x7a5c0000ULL + stream), index));
   auto data = [&] { return kFirstData + int(rng() % std::uint64_t(c.vocab)); };
   Example e;

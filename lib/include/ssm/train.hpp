@@ -75,7 +75,8 @@ struct Example {
 constexpr int kNoise = 0, kMarker = 1, kFirstData = 2;
 
 // The example of (seed, stream, index): stream 0 = training, 1 = held-out evaluation.
-// O(sequence_length).
+// O(sequence_length). Throws Error for a configuration validate() refuses ("make_example: length
+// 3 is shorter than the 4 tokens it must hold …").
 Example make_example(const TaskConfig& c, std::uint64_t seed, std::uint64_t stream,
                      std::uint64_t index);
 
