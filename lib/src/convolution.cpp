@@ -208,9 +208,10 @@ void convolve_pair(Scratch<T>& s, typename Fftw<T>::plan fwd, typename Fftw<T>::
 template <class T>
 typename FFTConv<T>::Spectra FFTConv<T>::transform_kernels(const Signals<T>& K,
                                                            int threads) const {
-  require(K.cols() == static_cast<Eigen::Index>(L_),
-          "FFT convolution: kernel length " + std::to_string(K.cols()) + " differs from L = " +
-              std::to_string(L_));
+  require(K.cols() == static_cast<Eigen::Index>(L_), [&] {
+    return "FFT convolution: kernel length " + std::to_string(K.cols()) + " differs from L = " +
+           std::to_string(L_);
+  });
   require(K.rows() >= 1, "FFT convolution: no kernels");
   Spectra S;
   S.H = K.rows();
@@ -236,12 +237,14 @@ template <class T>
 void FFTConv<T>::check_io(Eigen::Index kernel_rows, const Signals<T>& U, Signals<T>& Y,
                           const VecT<T>* D) const {
   const Eigen::Index H = U.rows();
-  require(U.cols() == static_cast<Eigen::Index>(L_),
-          "FFT convolution: input length " + std::to_string(U.cols()) + " differs from L = " +
-              std::to_string(L_));
-  require(kernel_rows == H || kernel_rows == 1,
-          "FFT convolution: kernels for " + std::to_string(kernel_rows) +
-              " channels, input has " + std::to_string(H));
+  require(U.cols() == static_cast<Eigen::Index>(L_), [&] {
+    return "FFT convolution: input length " + std::to_string(U.cols()) + " differs from L = " +
+           std::to_string(L_);
+  });
+  require(kernel_rows == H || kernel_rows == 1, [&] {
+    return "FFT convolution: kernels for " + std::to_string(kernel_rows) +
+           " channels, input has " + std::to_string(H);
+  });
   require(!D || D->size() == H, "FFT convolution: D must have H entries");
   if (Y.rows() != H || Y.cols() != U.cols()) Y.resize(H, U.cols());
 }
@@ -271,9 +274,10 @@ void FFTConv<T>::apply(const Spectra& KF, const Signals<T>& U, Signals<T>& Y, in
 template <class T>
 void FFTConv<T>::convolve(const Signals<T>& K, const Signals<T>& U, Signals<T>& Y, int threads,
                           const VecT<T>* D) const {
-  require(K.cols() == static_cast<Eigen::Index>(L_),
-          "FFT convolution: kernel length " + std::to_string(K.cols()) + " differs from L = " +
-              std::to_string(L_));
+  require(K.cols() == static_cast<Eigen::Index>(L_), [&] {
+    return "FFT convolution: kernel length " + std::to_string(K.cols()) + " differs from L = " +
+           std::to_string(L_);
+  });
   if (K.rows() == 1) {  // one shared kernel: transform it once
     apply(transform_kernels(K, threads), U, Y, threads, D);
     return;

@@ -128,18 +128,23 @@ struct BlockActs {
   Signals<T> a;     // (L, d_inner)    conv output before the SiLU
   Signals<T> xc;    // (L, d_inner)    x' = silu(a)
   Signals<T> xdbl;  // (L, R + 2N)     δ | B | C
-  ScanParams<T> p;
+  ScanParams<T> own;             // the scan's parameters when the caller has none prepared
+  const ScanParams<T>* p = nullptr;  // &own, or the LM's cached ones (MambaLM::Prepared)
   ScanInputs<T> in;  // u = x', Δraw, z (D, L); B, C (N, L)
   std::vector<T> y;  // (d_inner, L)  the gated scan output
 };
 
+// scan: the block's scan parameters, already made from w by an LM that validated w (its
+// WeightsCache); null: w is validated here and the parameters made (the public functions).
 template <class T>
 void block_activations(const MambaConfig& cfg, const MambaBlockWeights<T>& w, const Signals<T>& X,
-                       BlockActs<T>& s, const MambaRunOptions& opt) {
-  check_block(cfg, w, "Mamba block: ");
-  require(X.cols() == cfg.d_model,
-          "Mamba block: X has " + std::to_string(X.cols()) +
-              " columns, expected d_model = " + std::to_string(cfg.d_model));
+                       BlockActs<T>& s, const MambaRunOptions& opt,
+                       const ScanParams<T>* scan = nullptr) {
+  if (!scan) check_block(cfg, w, "Mamba block: ");
+  require(X.cols() == cfg.d_model, [&] {
+    return "Mamba block: X has " + std::to_string(X.cols()) +
+           " columns, expected d_model = " + std::to_string(cfg.d_model);
+  });
   require(X.rows() >= 1, "Mamba block: X has L = 0 rows (expected at least 1 token)");
   require(X.allFinite(), "Mamba block: X holds non-finite values");
   const Eigen::Index L = X.rows(), di = cfg.d_inner(), N = cfg.d_state, R = cfg.rank();
@@ -150,7 +155,12 @@ void block_activations(const MambaConfig& cfg, const MambaBlockWeights<T>& w, co
   s.xc = s.a.unaryExpr([](T v) { return silu(v); });
   s.xdbl = s.xc * w.x_proj.transpose();
   const Signals<T> draw = s.xdbl.leftCols(R) * w.dt_proj.transpose();  // (L, d_inner)
-  s.p = scan_params_of(w);
+  if (scan) {
+    s.p = scan;
+  } else {
+    s.own = scan_params_of(w);
+    s.p = &s.own;
+  }
   s.in.batch = 1;
   s.in.L = static_cast<int>(L);
   put_transposed(s.xc, s.in.u);
@@ -158,7 +168,7 @@ void block_activations(const MambaConfig& cfg, const MambaBlockWeights<T>& w, co
   put_transposed(xz.rightCols(di), s.in.z);
   put_transposed(s.xdbl.middleCols(R, N), s.in.B);
   put_transposed(s.xdbl.rightCols(N), s.in.C);
-  s.y = run_scan(s.p, s.in, opt);
+  s.y = run_scan(*s.p, s.in, opt);
 }
 
 template <class T>
@@ -176,11 +186,14 @@ T dsilu(T x) {  // silu'(x) = σ(x)(1 + x(1 − σ(x)))  (G1)
 template <class T>
 void rms_norm_backward(const Signals<T>& X, const VecT<T>& w, double eps, const Signals<T>& dY,
                        Signals<T>& dX, VecT<T>& dw) {
-  require(w.size() == X.cols(), "rms_norm_backward: w has " + std::to_string(w.size()) +
-                                    " entries, expected " + std::to_string(X.cols()));
-  require(dY.rows() == X.rows() && dY.cols() == X.cols(),
-          "rms_norm_backward: dY is " + shape_of(dY.rows(), dY.cols()) + ", expected X's " +
-              shape_of(X.rows(), X.cols()));
+  require(w.size() == X.cols(), [&] {
+    return "rms_norm_backward: w has " + std::to_string(w.size()) + " entries, expected " +
+           std::to_string(X.cols());
+  });
+  require(dY.rows() == X.rows() && dY.cols() == X.cols(), [&] {
+    return "rms_norm_backward: dY is " + shape_of(dY.rows(), dY.cols()) + ", expected X's " +
+           shape_of(X.rows(), X.cols());
+  });
   const Eigen::Index L = X.rows(), d = X.cols();
   Signals<T> dx(L, d);
   VecT<T> dwt = VecT<T>::Zero(d);
@@ -201,11 +214,14 @@ void rms_norm_backward(const Signals<T>& X, const VecT<T>& w, double eps, const 
 template <class T>
 void linear_backward(const Signals<T>& X, const MatT<T>& W, const Signals<T>& dY, Signals<T>& dX,
                      MatT<T>& dW) {
-  require(X.cols() == W.cols(), "linear_backward: X has " + std::to_string(X.cols()) +
-                                    " columns, expected W's in = " + std::to_string(W.cols()));
-  require(dY.rows() == X.rows() && dY.cols() == W.rows(),
-          "linear_backward: dY is " + shape_of(dY.rows(), dY.cols()) +
-              ", expected (L, out) = " + shape_of(X.rows(), W.rows()));
+  require(X.cols() == W.cols(), [&] {
+    return "linear_backward: X has " + std::to_string(X.cols()) + " columns, expected W's in = " +
+           std::to_string(W.cols());
+  });
+  require(dY.rows() == X.rows() && dY.cols() == W.rows(), [&] {
+    return "linear_backward: dY is " + shape_of(dY.rows(), dY.cols()) + ", expected (L, out) = " +
+           shape_of(X.rows(), W.rows());
+  });
   // (G15) Y = X Wᵀ: dX = dY W, dW = dYᵀ X.
   MatT<T> dw = dY.transpose() * X;
   dX = dY * W;
@@ -214,10 +230,11 @@ void linear_backward(const Signals<T>& X, const MatT<T>& W, const Signals<T>& dY
 
 template <class T>
 void causal_conv1d(const Signals<T>& X, const MatT<T>& w, const VecT<T>& b, Signals<T>& Y) {
-  require(w.rows() == X.cols() && b.size() == X.cols(),
-          "causal_conv1d: w has " + std::to_string(w.rows()) + " rows and b " +
-              std::to_string(b.size()) +
-              " entries, expected one per channel = " + std::to_string(X.cols()));
+  require(w.rows() == X.cols() && b.size() == X.cols(), [&] {
+    return "causal_conv1d: w has " + std::to_string(w.rows()) + " rows and b " +
+           std::to_string(b.size()) + " entries, expected one per channel = " +
+           std::to_string(X.cols());
+  });
   const Eigen::Index L = X.rows(), C = X.cols(), K = w.cols();
   Signals<T> y(L, C);
   for (Eigen::Index t = 0; t < L; ++t)
@@ -233,12 +250,14 @@ void causal_conv1d(const Signals<T>& X, const MatT<T>& w, const VecT<T>& b, Sign
 template <class T>
 void causal_conv1d_backward(const Signals<T>& X, const MatT<T>& w, const Signals<T>& dY,
                             Signals<T>& dX, MatT<T>& dw, VecT<T>& db) {
-  require(w.rows() == X.cols(),
-          "causal_conv1d_backward: w has " + std::to_string(w.rows()) +
-              " rows, expected one per channel = " + std::to_string(X.cols()));
-  require(dY.rows() == X.rows() && dY.cols() == X.cols(),
-          "causal_conv1d_backward: dY is " + shape_of(dY.rows(), dY.cols()) + ", expected X's " +
-              shape_of(X.rows(), X.cols()));
+  require(w.rows() == X.cols(), [&] {
+    return "causal_conv1d_backward: w has " + std::to_string(w.rows()) +
+           " rows, expected one per channel = " + std::to_string(X.cols());
+  });
+  require(dY.rows() == X.rows() && dY.cols() == X.cols(), [&] {
+    return "causal_conv1d_backward: dY is " + shape_of(dY.rows(), dY.cols()) + ", expected X's " +
+           shape_of(X.rows(), X.cols());
+  });
   const Eigen::Index L = X.rows(), C = X.cols(), K = w.cols();
   Signals<T> dx = Signals<T>::Zero(L, C);
   MatT<T> dwt = MatT<T>::Zero(C, K);
@@ -261,9 +280,10 @@ void causal_conv1d_backward(const Signals<T>& X, const MatT<T>& w, const Signals
 
 template <class T>
 void silu_backward(const Signals<T>& X, const Signals<T>& dY, Signals<T>& dX) {
-  require(dY.rows() == X.rows() && dY.cols() == X.cols(),
-          "silu_backward: dY is " + shape_of(dY.rows(), dY.cols()) + ", expected X's " +
-              shape_of(X.rows(), X.cols()));
+  require(dY.rows() == X.rows() && dY.cols() == X.cols(), [&] {
+    return "silu_backward: dY is " + shape_of(dY.rows(), dY.cols()) + ", expected X's " +
+           shape_of(X.rows(), X.cols());
+  });
   dX = dY.cwiseProduct(X.unaryExpr([](T v) { return dsilu(v); }));  // (G16, G1)
 }
 
@@ -276,26 +296,31 @@ void validate_block_weights(const MambaConfig& cfg, const MambaBlockWeights<T>& 
   check_block(cfg, w, "Mamba block: ");
 }
 
+namespace {
+
+// The block's forward and backward with the scan parameters given (null: validate w and make
+// them): the public functions below, and MambaLM with its cached ones.
 template <class T>
-void mamba_block_forward(const MambaConfig& cfg, const MambaBlockWeights<T>& w, const Signals<T>& X,
-                         Signals<T>& Out, const MambaRunOptions& opt) {
+void block_forward(const MambaConfig& cfg, const MambaBlockWeights<T>& w, const Signals<T>& X,
+                   Signals<T>& Out, const MambaRunOptions& opt, const ScanParams<T>* scan) {
   BlockActs<T> s;
-  block_activations(cfg, w, X, s, opt);
+  block_activations(cfg, w, X, s, opt, scan);
   // out = X + y W_outᵀ, y (d_inner, L) from the scan.
   Signals<T> out = X + transposed(s.y, cfg.d_inner(), X.rows()) * w.out_proj.transpose();
   Out = std::move(out);
 }
 
 template <class T>
-void mamba_block_backward(const MambaConfig& cfg, const MambaBlockWeights<T>& w,
-                          const Signals<T>& X, const Signals<T>& dOut, Signals<T>& dX,
-                          MambaBlockGrads<T>& grads, const MambaRunOptions& opt) {
-  require(dOut.rows() == X.rows() && dOut.cols() == X.cols(),
-          "Mamba block backward: dOut is " + shape_of(dOut.rows(), dOut.cols()) +
-              ", expected X's (L, d_model) = " + shape_of(X.rows(), X.cols()));
+void block_backward(const MambaConfig& cfg, const MambaBlockWeights<T>& w, const Signals<T>& X,
+                    const Signals<T>& dOut, Signals<T>& dX, MambaBlockGrads<T>& grads,
+                    const MambaRunOptions& opt, const ScanParams<T>* scan) {
+  require(dOut.rows() == X.rows() && dOut.cols() == X.cols(), [&] {
+    return "Mamba block backward: dOut is " + shape_of(dOut.rows(), dOut.cols()) +
+           ", expected X's (L, d_model) = " + shape_of(X.rows(), X.cols());
+  });
   require(dOut.allFinite(), "Mamba block backward: dOut holds non-finite values");
   BlockActs<T> s;
-  block_activations(cfg, w, X, s, opt);  // the forward again (nothing was kept)
+  block_activations(cfg, w, X, s, opt, scan);  // the forward again (nothing was kept)
   const Eigen::Index L = X.rows(), di = cfg.d_inner(), N = cfg.d_state, R = cfg.rank();
   MambaBlockGrads<T> g;
 
@@ -306,13 +331,13 @@ void mamba_block_backward(const MambaConfig& cfg, const MambaBlockWeights<T>& w,
   // The scan (G1–G9); its outputs come back in the scan's (D, L) / (N, L) layouts.
   std::vector<T> dy;
   put_transposed(dY, dy);
-  const ScanGrads<T> sg = run_scan_backward(s.p, s.in, dy, opt);
+  const ScanGrads<T> sg = run_scan_backward(*s.p, s.in, dy, opt);
   g.D = Eigen::Map<const VecT<T>>(sg.dD.data(), di);
   g.dt_bias = Eigen::Map<const VecT<T>>(sg.ddelta_bias.data(), di);
   g.A_log.resize(di, N);  // A = −exp(A_log): dA_log = dA · ∂A/∂A_log = dA · A
   for (Eigen::Index c = 0; c < di; ++c)
     for (Eigen::Index n = 0; n < N; ++n)
-      g.A_log(c, n) = sg.dA[std::size_t(c * N + n)] * s.p.A[std::size_t(c * N + n)];
+      g.A_log(c, n) = sg.dA[std::size_t(c * N + n)] * s.p->A[std::size_t(c * N + n)];
 
   // Δraw = δ W_dtᵀ (G15).
   Signals<T> ddelta_low;
@@ -345,6 +370,21 @@ void mamba_block_backward(const MambaConfig& cfg, const MambaBlockWeights<T>& w,
   dx += dOut;
   dX = std::move(dx);
   grads = std::move(g);
+}
+
+}  // namespace
+
+template <class T>
+void mamba_block_forward(const MambaConfig& cfg, const MambaBlockWeights<T>& w, const Signals<T>& X,
+                         Signals<T>& Out, const MambaRunOptions& opt) {
+  block_forward(cfg, w, X, Out, opt, static_cast<const ScanParams<T>*>(nullptr));
+}
+
+template <class T>
+void mamba_block_backward(const MambaConfig& cfg, const MambaBlockWeights<T>& w,
+                          const Signals<T>& X, const Signals<T>& dOut, Signals<T>& dX,
+                          MambaBlockGrads<T>& grads, const MambaRunOptions& opt) {
+  block_backward(cfg, w, X, dOut, dX, grads, opt, static_cast<const ScanParams<T>*>(nullptr));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -419,30 +459,54 @@ MambaLM<T>::MambaLM(const MambaConfig& cfg, int vocab, bool tied, std::uint64_t 
 }
 
 template <class T>
-void MambaLM<T>::check(const std::vector<int>& tokens, const std::vector<int>* targets) const {
+std::shared_ptr<const typename MambaLM<T>::Prepared> MambaLM<T>::check(
+    const std::vector<int>& tokens, const std::vector<int>* targets) const {
   const int V = vocab();
   check_tokens("Mamba LM", V, tokens, targets);
-  require(w_.blocks.size() == std::size_t(cfg_.n_layers),
-          "Mamba LM: weights have " + std::to_string(w_.blocks.size()) +
-              " blocks, expected n_layers = " + std::to_string(cfg_.n_layers));
-  check_array("Mamba LM: ", "embedding", w_.embedding, w_.embedding.rows(), cfg_.d_model,
-              "vocab, d_model");
-  check_array("Mamba LM: ", "norm_f", w_.norm_f, cfg_.d_model, 1, "d_model");
-  if (!tied()) check_array("Mamba LM: ", "lm_head", w_.lm_head, V, cfg_.d_model, "vocab, d_model");
-  for (std::size_t l = 0; l < w_.blocks.size(); ++l)
-    check_block(cfg_, w_.blocks[l], "Mamba LM: layers." + std::to_string(l) + ".");
+  require(w_.blocks.size() == std::size_t(cfg_.n_layers), [&] {
+    return "Mamba LM: weights have " + std::to_string(w_.blocks.size()) +
+           " blocks, expected n_layers = " + std::to_string(cfg_.n_layers);
+  });
+  // Every array's bits: the cache validates and derives once per change of the weights.
+  using Span = typename WeightsCache<Prepared>::Span;
+  std::vector<Span> arrays;
+  arrays.reserve(3 + 10 * w_.blocks.size());
+  auto add = [&arrays](const auto& a) {
+    arrays.push_back({a.data(), std::size_t(a.size()) * sizeof(T)});
+  };
+  add(w_.embedding);
+  add(w_.norm_f);
+  add(w_.lm_head);
+  for (const auto& b : w_.blocks) {
+    add(b.norm_w), add(b.in_proj), add(b.conv_w), add(b.conv_b), add(b.x_proj);
+    add(b.dt_proj), add(b.dt_bias), add(b.A_log), add(b.D), add(b.out_proj);
+  }
+  return cache_.get(arrays, 0, [&] {
+    check_array("Mamba LM: ", "embedding", w_.embedding, w_.embedding.rows(), cfg_.d_model,
+                "vocab, d_model");
+    check_array("Mamba LM: ", "norm_f", w_.norm_f, cfg_.d_model, 1, "d_model");
+    if (!tied())
+      check_array("Mamba LM: ", "lm_head", w_.lm_head, V, cfg_.d_model, "vocab, d_model");
+    auto p = std::make_shared<Prepared>();
+    for (std::size_t l = 0; l < w_.blocks.size(); ++l) {
+      check_block(cfg_, w_.blocks[l], "Mamba LM: layers." + std::to_string(l) + ".");
+      p->scan.push_back(scan_params_of(w_.blocks[l]));
+    }
+    return std::shared_ptr<const Prepared>(std::move(p));
+  });
 }
 
 template <class T>
 void MambaLM<T>::body(const std::vector<int>& tokens, Signals<T>& xf,
-                      std::vector<Signals<T>>* inputs, const MambaRunOptions& opt) const {
+                      std::vector<Signals<T>>* inputs, const Prepared& prep,
+                      const MambaRunOptions& opt) const {
   const auto L = static_cast<Eigen::Index>(tokens.size());
   Signals<T> x(L, cfg_.d_model);
   for (Eigen::Index t = 0; t < L; ++t) x.row(t) = w_.embedding.row(tokens[std::size_t(t)]);
   if (inputs) inputs->clear();
-  for (const auto& b : w_.blocks) {
+  for (std::size_t l = 0; l < w_.blocks.size(); ++l) {
     if (inputs) inputs->push_back(x);
-    mamba_block_forward(cfg_, b, x, x, opt);  // x ← x + M8(RMSNorm(x))
+    block_forward(cfg_, w_.blocks[l], x, x, opt, &prep.scan[l]);  // x ← x + M8(RMSNorm(x))
   }
   xf = std::move(x);
 }
@@ -450,9 +514,9 @@ void MambaLM<T>::body(const std::vector<int>& tokens, Signals<T>& xf,
 template <class T>
 void MambaLM<T>::logits(const std::vector<int>& tokens, Signals<T>& out,
                         const MambaRunOptions& opt) const {
-  check(tokens, nullptr);
+  const auto prep = check(tokens, nullptr);
   Signals<T> xf, hf;
-  body(tokens, xf, nullptr, opt);
+  body(tokens, xf, nullptr, *prep, opt);
   rms_norm(xf, w_.norm_f, cfg_.rms_eps, hf);
   out = hf * head().transpose();  // (L, vocab)
 }
@@ -470,10 +534,10 @@ double MambaLM<T>::loss(const std::vector<int>& tokens, const std::vector<int>& 
 template <class T>
 double MambaLM<T>::loss_and_grad(const std::vector<int>& tokens, const std::vector<int>& targets,
                                  MambaLMWeights<T>& grads, const MambaRunOptions& opt) const {
-  check(tokens, &targets);
+  const auto prep = check(tokens, &targets);
   std::vector<Signals<T>> inputs;  // every block's input (n_layers · L · d_model)
   Signals<T> xf, hf, dlog;
-  body(tokens, xf, &inputs, opt);
+  body(tokens, xf, &inputs, *prep, opt);
   rms_norm(xf, w_.norm_f, cfg_.rms_eps, hf);
   const Signals<T> lg = hf * head().transpose();
   const double l = softmax_cross_entropy(lg, targets, &dlog);
@@ -492,7 +556,7 @@ double MambaLM<T>::loss_and_grad(const std::vector<int>& tokens, const std::vect
   rms_norm_backward(xf, w_.norm_f, cfg_.rms_eps, dhf, dx, g.norm_f);  // (G14)
   g.blocks.resize(w_.blocks.size());
   for (std::size_t b = w_.blocks.size(); b-- > 0;) {  // (G17), last block first
-    mamba_block_backward(cfg_, w_.blocks[b], inputs[b], dx, dprev, g.blocks[b], opt);
+    block_backward(cfg_, w_.blocks[b], inputs[b], dx, dprev, g.blocks[b], opt, &prep->scan[b]);
     std::swap(dx, dprev);
   }
   // x_0 row t = embedding row tokens[t]: a repeated token sums its rows' gradients.

@@ -14,15 +14,17 @@ std::string dims(Eigen::Index r, Eigen::Index c) {
   return std::to_string(r) + " × " + std::to_string(c);
 }
 
+// (The messages are built only on failure: these run once per sequence in training.)
 template <class M>
-void require_shape(const M& a, Eigen::Index rows, Eigen::Index cols, const std::string& what) {
-  require(a.rows() == rows && a.cols() == cols,
-          what + " must be " + dims(rows, cols) + ", got " + dims(a.rows(), a.cols()));
+void require_shape(const M& a, Eigen::Index rows, Eigen::Index cols, const char* what) {
+  require(a.rows() == rows && a.cols() == cols, [&] {
+    return std::string(what) + " must be " + dims(rows, cols) + ", got " + dims(a.rows(), a.cols());
+  });
 }
 
 template <class M>
-void require_finite(const M& a, const std::string& what) {
-  require(a.allFinite(), what + " has a non-finite entry");
+void require_finite(const M& a, const char* what) {
+  require(a.allFinite(), [&] { return std::string(what) + " has a non-finite entry"; });
 }
 
 }  // namespace
@@ -37,11 +39,40 @@ void conv_backward(const FFTConv<T>& fft, const Signals<T>& K, const Signals<T>&
   require_shape(K, H, L, "conv_backward: K");
   require_shape(dY, H, L, "conv_backward: dY");
   require_finite(dY, "conv_backward: dY");
-  if (D) require(D->size() == H, "conv_backward: D must have H = " + std::to_string(H) + " entries");
+  if (D)
+    require(D->size() == H,
+            [&] { return "conv_backward: D must have H = " + std::to_string(H) + " entries"; });
   // (G11) R (K̄ * R dy) and R (u * R dy), R reversing time.
   const Signals<T> R = dY.rowwise().reverse();
   Signals<T> tmp;
   fft.convolve(K, R, tmp, threads);
+  dU = tmp.rowwise().reverse();
+  if (D) dU += D->asDiagonal() * dY;
+  fft.convolve(U, R, tmp, threads);
+  dK = tmp.rowwise().reverse();
+  if (dD) *dD = (U.array() * dY.array()).rowwise().sum().matrix();
+}
+
+template <class T>
+void conv_backward(const FFTConv<T>& fft, const typename FFTConv<T>::Spectra& KF,
+                   const Signals<T>& U, const Signals<T>& dY, const VecT<T>* D, Signals<T>& dK,
+                   Signals<T>& dU, VecT<T>* dD, int threads) {
+  const auto L = static_cast<Eigen::Index>(fft.length());
+  const Eigen::Index H = U.rows();
+  require_shape(U, H, L, "conv_backward: U");
+  require_shape(dY, H, L, "conv_backward: dY");
+  require(KF.H == H, [&] {
+    return "conv_backward: kernel spectra of " + std::to_string(KF.H) + " channels, U has " +
+           std::to_string(H);
+  });
+  require_finite(dY, "conv_backward: dY");
+  if (D)
+    require(D->size() == H,
+            [&] { return "conv_backward: D must have H = " + std::to_string(H) + " entries"; });
+  // (G11) as above; K̄'s half reuses its spectra (apply = convolve's fused pairs, same bits).
+  const Signals<T> R = dY.rowwise().reverse();
+  Signals<T> tmp;
+  fft.apply(KF, R, tmp, threads);
   dU = tmp.rowwise().reverse();
   if (D) dU += D->asDiagonal() * dY;
   fft.convolve(U, R, tmp, threads);
@@ -69,18 +100,21 @@ void conv_backward_direct(const Signals<double>& K, const Signals<double>& U,
 
 S4DKernelGrads s4d_kernels_backward(const s4::Dplr& m, const Vec& dt, const CMat& C,
                                     const Signals<double>& dK, Method method, int threads) {
-  require(method == Method::ZOH || method == Method::Bilinear,
-          "s4d_kernels_backward: method must be zoh or bilinear, got " + method_name(method));
+  require(method == Method::ZOH || method == Method::Bilinear, [&] {
+    return "s4d_kernels_backward: method must be zoh or bilinear, got " + method_name(method);
+  });
   const Eigen::Index H = dt.size(), Nh = m.Nh();
   require(H >= 1, "s4d_kernels_backward: no channels");
   require_shape(C, H, Nh, "s4d_kernels_backward: C");
-  require(dK.rows() == H && dK.cols() >= 1,
-          "s4d_kernels_backward: dK must have H = " + std::to_string(H) + " rows, got " +
-              dims(dK.rows(), dK.cols()));
+  require(dK.rows() == H && dK.cols() >= 1, [&] {
+    return "s4d_kernels_backward: dK must have H = " + std::to_string(H) + " rows, got " +
+           dims(dK.rows(), dK.cols());
+  });
   require_finite(dK, "s4d_kernels_backward: dK");
   for (Eigen::Index h = 0; h < H; ++h)
-    require(std::isfinite(dt(h)) && dt(h) > 0,
-            "s4d_kernels_backward: dt[" + std::to_string(h) + "] must be finite and > 0");
+    require(std::isfinite(dt(h)) && dt(h) > 0, [&] {
+      return "s4d_kernels_backward: dt[" + std::to_string(h) + "] must be finite and > 0";
+    });
   const Eigen::Index L = dK.cols();
   S4DKernelGrads g;
   g.dC.resize(H, Nh);
@@ -163,6 +197,14 @@ template void conv_backward<float>(const FFTConv<float>&, const Signals<float>&,
                                    const VecT<float>*, Signals<float>&, Signals<float>&,
                                    VecT<float>*, int);
 template void conv_backward<double>(const FFTConv<double>&, const Signals<double>&,
+                                    const Signals<double>&, const Signals<double>&,
+                                    const VecT<double>*, Signals<double>&, Signals<double>&,
+                                    VecT<double>*, int);
+template void conv_backward<float>(const FFTConv<float>&, const FFTConv<float>::Spectra&,
+                                   const Signals<float>&, const Signals<float>&,
+                                   const VecT<float>*, Signals<float>&, Signals<float>&,
+                                   VecT<float>*, int);
+template void conv_backward<double>(const FFTConv<double>&, const FFTConv<double>::Spectra&,
                                     const Signals<double>&, const Signals<double>&,
                                     const VecT<double>*, Signals<double>&, Signals<double>&,
                                     VecT<double>*, int);

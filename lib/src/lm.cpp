@@ -9,24 +9,28 @@ namespace ssm {
 
 void check_tokens(const std::string& who, int vocab, const std::vector<int>& tokens,
                   const std::vector<int>* targets) {
-  require(!tokens.empty(), who + ": tokens is empty (expected at least 1 token)");
+  // The messages are built only on failure (this runs once per sequence in training).
+  require(!tokens.empty(), [&] { return who + ": tokens is empty (expected at least 1 token)"; });
   for (std::size_t t = 0; t < tokens.size(); ++t)
-    require(tokens[t] >= 0 && tokens[t] < vocab,
-            who + ": tokens[" + std::to_string(t) + "] = " + std::to_string(tokens[t]) +
-                " is outside [0, vocab = " + std::to_string(vocab) + ")");
+    require(tokens[t] >= 0 && tokens[t] < vocab, [&] {
+      return who + ": tokens[" + std::to_string(t) + "] = " + std::to_string(tokens[t]) +
+             " is outside [0, vocab = " + std::to_string(vocab) + ")";
+    });
   if (!targets) return;
-  require(targets->size() == tokens.size(),
-          who + ": targets has " + std::to_string(targets->size()) + " entries, expected " +
-              std::to_string(tokens.size()) + " (one per token)");
+  require(targets->size() == tokens.size(), [&] {
+    return who + ": targets has " + std::to_string(targets->size()) + " entries, expected " +
+           std::to_string(tokens.size()) + " (one per token)";
+  });
   bool any = false;
   for (std::size_t t = 0; t < targets->size(); ++t) {
     const int y = (*targets)[t];
-    require(y >= -1 && y < vocab,
-            who + ": targets[" + std::to_string(t) + "] = " + std::to_string(y) +
-                " is outside [-1, vocab = " + std::to_string(vocab) + ") (-1 = ignored)");
+    require(y >= -1 && y < vocab, [&] {
+      return who + ": targets[" + std::to_string(t) + "] = " + std::to_string(y) +
+             " is outside [-1, vocab = " + std::to_string(vocab) + ") (-1 = ignored)";
+    });
     any = any || y >= 0;
   }
-  require(any, who + ": every target is -1 (ignored); need at least one target");
+  require(any, [&] { return who + ": every target is -1 (ignored); need at least one target"; });
 }
 
 // (G18) Mean cross-entropy over the kept positions, by a stable log-softmax (max subtracted
@@ -36,9 +40,10 @@ template <class T>
 double softmax_cross_entropy(const Signals<T>& logits, const std::vector<int>& targets,
                              Signals<T>* dlogits) {
   const Eigen::Index L = logits.rows(), V = logits.cols();
-  require(std::size_t(L) == targets.size(),
-          "cross-entropy: logits have " + std::to_string(L) + " rows, targets " +
-              std::to_string(targets.size()) + " entries");
+  require(std::size_t(L) == targets.size(), [&] {
+    return "cross-entropy: logits have " + std::to_string(L) + " rows, targets " +
+           std::to_string(targets.size()) + " entries";
+  });
   const double n =
       double(std::count_if(targets.begin(), targets.end(), [](int y) { return y >= 0; }));
   require(n > 0, "cross-entropy: every target is -1 (ignored); need at least one target");
@@ -47,8 +52,10 @@ double softmax_cross_entropy(const Signals<T>& logits, const std::vector<int>& t
   for (Eigen::Index t = 0; t < L; ++t) {
     const int y = targets[std::size_t(t)];
     if (y < 0) continue;
-    require(y < V, "cross-entropy: target " + std::to_string(y) + " is outside [-1, vocab = " +
-                       std::to_string(V) + ")");
+    require(y < V, [&] {
+      return "cross-entropy: target " + std::to_string(y) + " is outside [-1, vocab = " +
+             std::to_string(V) + ")";
+    });
     const double m = double(logits.row(t).maxCoeff());
     double se = 0;
     for (Eigen::Index v = 0; v < V; ++v) se += std::exp(double(logits(t, v)) - m);

@@ -98,6 +98,19 @@ const Wd& in_double(const S4DLMConfig& c, const S4DLMWeights<T>& w, Wd& tmp) {
   }
 }
 
+// Every array of a weights-shaped struct, in params() order, without names (the flat copies
+// and the cache's spans, once per sequence).
+template <class W, class F>
+void for_each_array(W& w, bool tied, F&& f) {
+  f(w.embedding);
+  for (auto& L : w.layers) {
+    f(L.norm_w), f(L.log_neg_re), f(L.lambda_im), f(L.B_re), f(L.B_im), f(L.C_re), f(L.C_im);
+    f(L.log_dt), f(L.D), f(L.out_proj), f(L.out_b);
+  }
+  f(w.norm_f);
+  if (!tied) f(w.lm_head);
+}
+
 // Every array of a weights-shaped struct, in params() order, with its name and decay hint.
 template <class W, class F>
 void visit_arrays(W& w, bool tied, F&& f) {
@@ -143,9 +156,10 @@ LayerSSM layer_ssm(const LWd& w) {
   for (Eigen::Index n = 0; n < Nh; ++n)
     for (Eigen::Index h = 0; h < H; ++h) s.C(h, n) = cdouble(w.C_re(h, n), w.C_im(h, n));
   for (Eigen::Index h = 0; h < H; ++h)
-    require(std::isfinite(s.dt(h)) && s.dt(h) > 0,
-            kWho + "exp(log_dt(" + std::to_string(h) + ")) = " + fmt(s.dt(h)) +
-                " is not a finite step > 0");
+    require(std::isfinite(s.dt(h)) && s.dt(h) > 0, [&] {
+      return kWho + "exp(log_dt(" + std::to_string(h) + ")) = " + fmt(s.dt(h)) +
+             " is not a finite step > 0";
+    });
   return s;
 }
 
@@ -162,23 +176,23 @@ double gelu_grad(double y, double Phi) {
   return Phi + y * kInvSqrt2Pi * std::exp(-0.5 * y * y);
 }
 
-// What a layer's backward needs from its forward (kept, not recomputed: 5·L·H doubles).
+// What a layer's backward needs from its forward (kept, not recomputed: 4·L·H doubles; K̄
+// and its spectra are the model's, in Prepared).
 struct LayerActs {
   SD U;    // (H, L)  RMSNorm(X)ᵀ: the convolution's input u
-  SD K;    // (H, L)  the kernels K̄
   SD Y;    // (H, L)  K̄ * u + D u, before the GELU
   SD Phi;  // (H, L)  Φ(Y), for GELU'
   SD G;    // (L, H)  GELU(Yᵀ) = (Y ∘ Φ(Y))ᵀ: out_proj's input
 };
 
 // (T2) Xout = X + GELU(S4D(RMSNorm(X)ᵀ))ᵀ W_outᵀ + b_out. X, Xout (L, H); Xout may be X.
-void layer_forward(const LWd& w, const LayerSSM& s, double eps, const FFTConv<double>& fft,
-                   const SD& X, SD& Xout, LayerActs& a, int threads) {
+// KF: the spectra of the layer's kernels K̄ (Q1), made once per change of the weights.
+void layer_forward(const LWd& w, const FFTConv<double>::Spectra& KF, double eps,
+                   const FFTConv<double>& fft, const SD& X, SD& Xout, LayerActs& a, int threads) {
   SD h;
   rms_norm(X, w.norm_w, eps, h);
   a.U = h.transpose();
-  s4::s4d_kernels<double>(s.m, s.dt, s.C, fft.length(), Method::ZOH, a.K, threads);  // (Q1)
-  fft.convolve(a.K, a.U, a.Y, threads, &w.D);                                       // (K2)
+  fft.apply(KF, a.U, a.Y, threads, &w.D);  // (K2): the same bits as convolve(K̄, U)
   a.Phi = a.Y.unaryExpr([](double y) { return std_normal_cdf(y); });
   a.G = a.Y.cwiseProduct(a.Phi).transpose();
   SD out = a.G * w.out_proj.transpose();
@@ -188,9 +202,9 @@ void layer_forward(const LWd& w, const LayerSSM& s, double eps, const FFTConv<do
 }
 
 // The layer's backward: dOut = ∂ℓ/∂Xout (L, H) → dX = ∂ℓ/∂X (the residual included) and g.
-void layer_backward(const LWd& w, const LayerSSM& s, double eps, const FFTConv<double>& fft,
-                    const SD& X, const LayerActs& a, const SD& dOut, SD& dX, LWd& g,
-                    int threads) {
+void layer_backward(const LWd& w, const LayerSSM& s, const FFTConv<double>::Spectra& KF,
+                    double eps, const FFTConv<double>& fft, const SD& X, const LayerActs& a,
+                    const SD& dOut, SD& dX, LWd& g, int threads) {
   const Eigen::Index L = X.rows(), H = X.cols();
   // (G15) out = G W_outᵀ + b_out.
   SD dG;
@@ -203,7 +217,7 @@ void layer_backward(const LWd& w, const LayerSSM& s, double eps, const FFTConv<d
   // (G11) y = K̄ * u + D u, then (G12, G13) K̄ from (Λ, B̃, C̃, Δ).
   SD dK, dU;
   Vec dD;
-  grad::conv_backward(fft, a.K, a.U, dY, &w.D, dK, dU, &dD, threads);
+  grad::conv_backward(fft, KF, a.U, dY, &w.D, dK, dU, &dD, threads);
   const grad::S4DKernelGrads kg =
       grad::s4d_kernels_backward(s.m, s.dt, s.C, dK, Method::ZOH, threads);
   // Complex gradients are ∂/∂Re + i ∂/∂Im; Re λ = −exp(log_neg_re): ∂Re λ/∂log_neg_re = Re λ.
@@ -231,9 +245,28 @@ struct Forward {
   SD logits;                    // (L, V)
 };
 
-void forward(const S4DLMConfig& c, const Wd& w, const std::vector<LayerSSM>& ssm,
-             const FFTConv<double>& fft, const std::vector<int>& tokens, Forward& f, bool keep,
-             int threads) {
+// What every sequence of one length shares, made from the weights once per change of them (or
+// of the length): the weights in double, each layer's SSM, kernels K̄ (H, L) and their spectra,
+// and the FFT plans of length L (made here, under FFTW's planner mutex, and then only executed,
+// which is thread-safe).
+}  // namespace
+
+namespace detail {
+struct S4DPrepared {
+  Wd w;
+  std::vector<LayerSSM> ssm;
+  std::unique_ptr<FFTConv<double>> fft;
+  std::vector<FFTConv<double>::Spectra> KF;  // per layer
+};
+}  // namespace detail
+
+namespace {
+
+using Prepared = detail::S4DPrepared;
+
+void forward(const S4DLMConfig& c, const Prepared& p, const std::vector<int>& tokens, Forward& f,
+             bool keep, int threads) {
+  const Wd& w = p.w;
   const auto L = static_cast<Eigen::Index>(tokens.size());
   SD x(L, c.d_model);
   for (Eigen::Index t = 0; t < L; ++t) x.row(t) = w.embedding.row(tokens[std::size_t(t)]);
@@ -242,7 +275,7 @@ void forward(const S4DLMConfig& c, const Wd& w, const std::vector<LayerSSM>& ssm
   f.acts.assign(keep ? n : 1, LayerActs());
   for (std::size_t l = 0; l < n; ++l) {
     if (keep) f.inputs[l] = x;
-    layer_forward(w.layers[l], ssm[l], c.rms_eps, fft, x, x, f.acts[keep ? l : 0], threads);
+    layer_forward(w.layers[l], p.KF[l], c.rms_eps, *p.fft, x, x, f.acts[keep ? l : 0], threads);
   }
   rms_norm(x, w.norm_f, c.rms_eps, f.hf);
   f.logits = f.hf * (c.tied ? w.embedding : w.lm_head).transpose();
@@ -456,15 +489,43 @@ std::vector<ParamView<T>> S4DLM<T>::params() {
   return v;
 }
 
+namespace {
+
+// The prepared state for the current weights and length L (lm.hpp's WeightsCache: built,
+// validation included, only when a weight's bits or L changed since the last call).
+template <class T>
+std::shared_ptr<const Prepared> prepare(const S4DLMConfig& c, const S4DLMWeights<T>& w,
+                                        const WeightsCache<Prepared>& cache, std::size_t L,
+                                        int threads) {
+  std::vector<typename WeightsCache<Prepared>::Span> arrays;
+  arrays.reserve(3 + 11 * w.layers.size());
+  for_each_array(w, false, [&arrays](const auto& a) {  // lm_head too (tied: its 0×0)
+    arrays.push_back({a.data(), std::size_t(a.size()) * sizeof(T)});
+  });
+  return cache.get(arrays, L, [&] {
+    auto p = std::make_shared<Prepared>();
+    Wd tmp;
+    const Wd& wd = in_double(c, w, tmp);  // validates
+    p->w = wd;
+    p->ssm = layer_ssms(p->w);
+    p->fft = std::make_unique<FFTConv<double>>(L);
+    for (const auto& s : p->ssm) {
+      SD K;
+      s4::s4d_kernels<double>(s.m, s.dt, s.C, L, Method::ZOH, K, threads);  // (Q1)
+      p->KF.push_back(p->fft->transform_kernels(K, threads));
+    }
+    return std::shared_ptr<const Prepared>(std::move(p));
+  });
+}
+
+}  // namespace
+
 template <class T>
 void S4DLM<T>::logits(const std::vector<int>& tokens, Signals<T>& out, int threads) const {
   check_tokens("S4D LM", vocab(), tokens, nullptr);
-  Wd tmp;
-  const Wd& w = in_double(cfg_, w_, tmp);
-  const std::vector<LayerSSM> ssm = layer_ssms(w);
-  const FFTConv<double> fft(tokens.size());  // this call's own plans (thread-safe planning)
+  const auto p = prepare(cfg_, w_, cache_, tokens.size(), threads);
   Forward f;
-  forward(cfg_, w, ssm, fft, tokens, f, false, threads);
+  forward(cfg_, *p, tokens, f, false, threads);
   out = f.logits.template cast<T>();
 }
 
@@ -472,12 +533,10 @@ template <class T>
 double S4DLM<T>::loss_and_grad(const std::vector<int>& tokens, const std::vector<int>& targets,
                                std::vector<T>& grad, int threads) const {
   check_tokens("S4D LM", vocab(), tokens, &targets);
-  Wd tmp;
-  const Wd& w = in_double(cfg_, w_, tmp);
-  const std::vector<LayerSSM> ssm = layer_ssms(w);
-  const FFTConv<double> fft(tokens.size());
+  const auto p = prepare(cfg_, w_, cache_, tokens.size(), threads);
+  const Wd& w = p->w;
   Forward f;
-  forward(cfg_, w, ssm, fft, tokens, f, true, threads);
+  forward(cfg_, *p, tokens, f, true, threads);
   SD dlog;
   const double loss = softmax_cross_entropy(f.logits, targets, &dlog);  // (G18)
 
@@ -495,8 +554,8 @@ double S4DLM<T>::loss_and_grad(const std::vector<int>& tokens, const std::vector
   rms_norm_backward(f.xf, w.norm_f, cfg_.rms_eps, dhf, dx, g.norm_f);  // (G14)
   g.layers.resize(w.layers.size());
   for (std::size_t l = w.layers.size(); l-- > 0;) {  // last layer first
-    layer_backward(w.layers[l], ssm[l], cfg_.rms_eps, fft, f.inputs[l], f.acts[l], dx, dprev,
-                   g.layers[l], threads);
+    layer_backward(w.layers[l], p->ssm[l], p->KF[l], cfg_.rms_eps, *p->fft, f.inputs[l],
+                   f.acts[l], dx, dprev, g.layers[l], threads);
     std::swap(dx, dprev);
   }
   // (G18) x₀,t = E[token_t]: a repeated token sums its rows' gradients.
@@ -504,12 +563,11 @@ double S4DLM<T>::loss_and_grad(const std::vector<int>& tokens, const std::vector
     g.embedding.row(tokens[t]) += dx.row(static_cast<Eigen::Index>(t));
 
   std::size_t n = 0;
-  visit_arrays(g, tied(), [&n](const std::string&, auto& a, bool) { n += std::size_t(a.size()); });
+  for_each_array(g, tied(), [&n](const auto& a) { n += std::size_t(a.size()); });
   grad.resize(n);
-  std::size_t off = 0;
-  visit_arrays(g, tied(), [&](const std::string&, auto& a, bool) {
-    for (Eigen::Index i = 0; i < a.size(); ++i) grad[off + std::size_t(i)] = static_cast<T>(a.data()[i]);
-    off += std::size_t(a.size());
+  T* out = grad.data();  // params() order, rounded to T
+  for_each_array(g, tied(), [&out](const auto& a) {
+    for (Eigen::Index i = 0; i < a.size(); ++i) *out++ = static_cast<T>(a.data()[i]);
   });
   return loss;
 }

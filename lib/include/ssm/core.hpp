@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace ssm {
@@ -38,6 +39,12 @@ class Error : public std::runtime_error {
 // Throws Error(message) unless cond holds.
 inline void require(bool cond, std::string_view message) {
   if (!cond) throw Error(std::string(message));
+}
+// The same with the message built only on failure, for checks on hot paths (a model's
+// per-sequence calls): require(ok, [&] { return "x has " + std::to_string(n) + " rows"; }).
+template <class F, std::enable_if_t<std::is_invocable_v<F&>, int> = 0>
+inline void require(bool cond, F&& message) {
+  if (!cond) throw Error(std::string(message()));
 }
 
 // Formats a double compactly and without loss that matters to a reader (%.6g).

@@ -30,6 +30,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -150,6 +151,19 @@ struct MambaLMWeights {
 template <class T>
 std::vector<ParamView<T>> param_views(MambaLMWeights<T>& w);
 
+// Calls f(array) for every array of w (weights or gradients) in param_views' order, without
+// building the names: the flat copy of a gradient (the trainer's loss_and_grad).
+template <class W, class F>
+void for_each_array(W& w, F&& f) {
+  f(w.embedding);
+  for (auto& b : w.blocks) {
+    f(b.norm_w), f(b.in_proj), f(b.conv_w), f(b.conv_b), f(b.x_proj);
+    f(b.dt_proj), f(b.dt_bias), f(b.A_log), f(b.D), f(b.out_proj);
+  }
+  f(w.norm_f);
+  if (w.lm_head.size() > 0) f(w.lm_head);
+}
+
 // Weights converted to another precision (a float model from a double one, or back).
 template <class To, class From>
 MambaLMWeights<To> cast_weights(const MambaLMWeights<From>& w);
@@ -167,8 +181,10 @@ class MambaLM {
   const MambaConfig& config() const { return cfg_; }
   int vocab() const { return static_cast<int>(w_.embedding.rows()); }
   bool tied() const { return w_.lm_head.size() == 0; }
-  // The parameters, free to edit (a trainer's step) as long as the shapes stay: every call
-  // validates them (shapes and finite values, O(parameters)).
+  // The parameters, free to edit (a trainer's step) as long as the shapes stay. Every call
+  // checks them (shapes and finite values) once per change: the validation and the scan
+  // parameters A = −exp(A_log) are kept in a WeightsCache (lm.hpp) with a copy of the weights'
+  // bits, and each call only compares the weights with that copy (O(parameters) bytes).
   MambaLMWeights<T>& weights() { return w_; }
   const MambaLMWeights<T>& weights() const { return w_; }
 
@@ -199,14 +215,21 @@ class MambaLM {
                        MambaLMWeights<T>& grads, const MambaRunOptions& opt = {}) const;
 
  private:
-  void check(const std::vector<int>& tokens, const std::vector<int>* targets) const;
+  // What the calls derive from validated weights: per block the scan's parameters (M1, M6).
+  struct Prepared {
+    std::vector<ScanParams<T>> scan;
+  };
+  // Checks tokens (and targets), and the weights when they changed (cache_); Error as listed.
+  std::shared_ptr<const Prepared> check(const std::vector<int>& tokens,
+                                        const std::vector<int>* targets) const;
   // Embedding and blocks: xf = the final norm's input (L, d_model); inputs, when not null,
   // receives every block's input.
   void body(const std::vector<int>& tokens, Signals<T>& xf, std::vector<Signals<T>>* inputs,
-            const MambaRunOptions& opt) const;
+            const Prepared& prep, const MambaRunOptions& opt) const;
   const MatT<T>& head() const { return tied() ? w_.embedding : w_.lm_head; }
   MambaConfig cfg_;
   MambaLMWeights<T> w_;
+  WeightsCache<Prepared> cache_;
 };
 
 }  // namespace ssm

@@ -49,6 +49,14 @@ void conv_backward(const FFTConv<T>& fft, const Signals<T>& K, const Signals<T>&
                    const Signals<T>& dY, const VecT<T>* D, Signals<T>& dK, Signals<T>& dU,
                    VecT<T>* dD = nullptr, int threads = 1);
 
+// (G11) The same with K̄'s spectra made beforehand (KF = fft.transform_kernels(K)), as a model
+// that convolves many sequences with one set of kernels keeps them: the same bits as above, one
+// FFT per channel pair fewer.
+template <class T>
+void conv_backward(const FFTConv<T>& fft, const typename FFTConv<T>::Spectra& KF,
+                   const Signals<T>& U, const Signals<T>& dY, const VecT<T>* D, Signals<T>& dK,
+                   Signals<T>& dU, VecT<T>* dD = nullptr, int threads = 1);
+
 // (G11) The same by the O(L²) sums written out: the reference the FFT path is tested against.
 void conv_backward_direct(const Signals<double>& K, const Signals<double>& U,
                           const Signals<double>& dY, const Vec* D, Signals<double>& dK,

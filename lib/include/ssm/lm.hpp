@@ -13,7 +13,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -95,6 +97,79 @@ class LanguageModel {
     for (const auto& p : params()) n += p.size;
     return n;
   }
+};
+
+// Something a model derives from its weights (that they passed validation, A = −exp(A_log),
+// the weights in double, the S4D kernels K̄ and their spectra, FFTW plans, …), made once per
+// change of the weights instead of once per sequence. The cache keeps a copy of the weights'
+// bits beside the value; get() compares the current arrays with that copy (memcmp, O(parameters)
+// bytes: microseconds at the trainer's sizes) and calls build() only when a bit, an array's
+// size or the key (a sequence length, say) differs. So whoever changes a weight — AdamW through
+// params(), a test through weights() or through a pointer kept from an earlier params() — is
+// seen at the next call, with no flag to set and no call to forget; a build that throws (a
+// non-finite weight) remembers nothing, so the next call validates again.
+// Thread-safe: the value is immutable and shared (a caller keeps its shared_ptr for the whole
+// call); build() runs under the cache's mutex, once per change (other callers wait for it).
+// Copying a cache gives an empty one (a copied model builds its own).
+// Memory: the weights' bytes once more, plus the value.
+template <class V>
+class WeightsCache {
+ public:
+  struct Span {
+    const void* data;
+    std::size_t bytes;
+  };
+  WeightsCache() = default;
+  WeightsCache(const WeightsCache&) {}
+  WeightsCache& operator=(const WeightsCache&) {
+    std::lock_guard<std::mutex> lock(m_);
+    e_.reset();
+    return *this;
+  }
+
+  template <class Build>
+  std::shared_ptr<const V> get(const std::vector<Span>& arrays, std::size_t key,
+                               Build&& build) const {
+    std::shared_ptr<const Entry> e;
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      e = e_;
+    }
+    if (e && matches(*e, arrays, key)) return e->value;
+    std::lock_guard<std::mutex> lock(m_);
+    if (e_ && matches(*e_, arrays, key)) return e_->value;  // another caller built it meanwhile
+    auto n = std::make_shared<Entry>();
+    n->value = build();  // may throw: nothing is remembered
+    n->key = key;
+    for (const Span& a : arrays) {
+      n->sizes.push_back(a.bytes);
+      const auto* p = static_cast<const unsigned char*>(a.data);
+      n->bits.insert(n->bits.end(), p, p + a.bytes);
+    }
+    e_ = n;
+    return n->value;
+  }
+
+ private:
+  struct Entry {
+    std::size_t key = 0;
+    std::vector<std::size_t> sizes;
+    std::vector<unsigned char> bits;
+    std::shared_ptr<const V> value;
+  };
+  static bool matches(const Entry& e, const std::vector<Span>& arrays, std::size_t key) {
+    if (e.key != key || e.sizes.size() != arrays.size()) return false;
+    std::size_t off = 0;
+    for (std::size_t i = 0; i < arrays.size(); ++i) {
+      if (e.sizes[i] != arrays[i].bytes) return false;
+      if (arrays[i].bytes && std::memcmp(e.bits.data() + off, arrays[i].data, arrays[i].bytes))
+        return false;
+      off += arrays[i].bytes;
+    }
+    return true;
+  }
+  mutable std::mutex m_;
+  mutable std::shared_ptr<const Entry> e_;
 };
 
 // Shared by the models: the embedding lookup x_t = E[token_t] (E (vocab, d_model) column-major

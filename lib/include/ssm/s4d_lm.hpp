@@ -30,23 +30,35 @@
 // per channel (S4's); D ~ N(0, 1) (S4's torch.randn); W_out, b_out and an untied lm_head
 // uniform in ±1/√d_model (PyTorch's Linear); embedding ~ N(0, 0.02²) (as MambaLM); norms = 1.
 //
-// Precision: the parameters are stored in T (the trainer's float or double), and every pass
-// converts them to double and runs in double (stage 6's S4D kernel backward is double only);
-// the outputs are rounded to T at the end. T = double is exact enough for finite differences.
+// Precision: the parameters are stored in T (the trainer's float or double), converted to
+// double and every pass runs in double (stage 6's S4D kernel backward is double only); the
+// outputs are rounded to T at the end. T = double is exact enough for finite differences.
+//
+// Once per change of the weights: what depends only on the weights and the length L — their
+// validation, the weights in double, each layer's SSM, its kernels K̄ (Q1) and their spectra,
+// the FFTW plans of length L — is made by the first call after a change and kept (lm.hpp's
+// WeightsCache, which compares the weights' bits with a copy at every call, so an edit through
+// weights() or a kept params() pointer is always seen). A trainer's batch pays for it once per
+// optimizer step, not once per sequence.
 //
 // Costs per sequence (H = d_model, Nh = d_state/2, V = vocab, n = n_layers):
-//   logits(): per layer the kernels O(H·Nh·L), the FFT convolution O(H·L log L), the output
+//   after a change of the weights or of L, once: the validation O(parameters), per layer the
+//             kernels O(H·Nh·L) and their FFTs O(H·L log L), the FFTW plans.
+//   every call: a compare of the weights with the cache's copy, O(parameters) bytes.
+//   logits(): per layer the FFT convolution with the kept spectra O(H·L log L), the output
 //             projection O(L·H²); the head O(L·V·H). Memory O(L·(H + V)) beside the weights.
-//   loss_and_grad(): the forward once, keeping per layer its input, u, K̄, y, Φ(y) and g
-//             (6·L·H doubles: n·6·L·H in all, nothing is recomputed), then per layer two GEMMs
-//             (2·L·H² multiply-adds), two FFT convolutions (conv_backward), the kernel backward
-//             (two Horner chains per mode: O(H·Nh·L), latency-bound complex recurrences) and
-//             RMSNorm's O(L·H). Measured 5–6× logits() at the default sizes (H 64, N 64, L 256,
-//             one core), the kernel backward about 40% of it. Memory: n·6·L·H + O(L·(H + V))
-//             doubles, plus a copy of the parameters in double (T = float) and the gradient.
+//   loss_and_grad(): the forward once, keeping per layer its input, u, y, Φ(y) and g
+//             (5·L·H doubles: n·5·L·H in all, nothing is recomputed), then per layer two GEMMs
+//             (2·L·H² multiply-adds), the convolution's backward (conv_backward: one FFT
+//             convolution with the kept spectra, one with u's), the kernel backward (two
+//             Horner chains per mode: O(H·Nh·L), latency-bound complex recurrences) and
+//             RMSNorm's O(L·H). Memory: n·5·L·H + O(L·(H + V)) doubles and the gradient.
+//   kept by the model (the cache): the weights' bits, the weights in double and, per layer,
+//             K̄'s spectra (≈ H·M doubles, M = fft_size(2L − 1) ≈ 2L): O(parameters + n·H·L).
 //   stepper(): O(n·(H·Nh + H²) + V·H) per token, a state of n·H·Nh complex doubles.
-// Thread safety: every call reads the weights only and makes its own FFTW plan (under the
-// planner mutex of convolution.hpp), so loss_and_grad may run on one model from many threads.
+// Thread safety: every call reads the weights only; the cache is built under its own mutex
+// (the FFTW plans under the planner mutex of convolution.hpp) and then only read, and FFTW
+// executes plans from many threads, so loss_and_grad may run on one model from many threads.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +70,10 @@
 #include "ssm/recurrent.hpp"  // MatT, VecT
 
 namespace ssm {
+
+namespace detail {
+struct S4DPrepared;  // s4d_lm.cpp: what the sequences of one length share (S4DLM::cache_)
+}
 
 struct S4DLMConfig {
   int d_model = 64;   // H channels, in [1, 4096]
@@ -106,7 +122,8 @@ class S4DLM : public LanguageModel<T> {
   const S4DLMConfig& config() const { return cfg_; }
   bool tied() const { return cfg_.tied; }
   // The parameters, free to edit (a trainer's step, a test's perturbation) as long as the
-  // shapes stay: every call validates shapes and finite values (Error naming the array).
+  // shapes stay: a call after a change validates shapes and finite values (Error naming the
+  // array); see "Once per change of the weights" above.
   S4DLMWeights<T>& weights() { return w_; }
   const S4DLMWeights<T>& weights() const { return w_; }
 
@@ -129,6 +146,7 @@ class S4DLM : public LanguageModel<T> {
  private:
   S4DLMConfig cfg_;
   S4DLMWeights<T> w_;
+  WeightsCache<detail::S4DPrepared> cache_;  // for the last weights and length seen
 };
 
 }  // namespace ssm
