@@ -14,6 +14,7 @@
 #include "ssm/attention.hpp"   // KVCache
 #include "ssm/grad_mamba.hpp"  // rms_norm_backward (G14)
 #include "ssm/mamba.hpp"       // rms_norm
+#include "weight_checks.hpp"   // detail::check_int, check_array, shape_of
 
 namespace ssm {
 
@@ -30,32 +31,16 @@ int thread_count(int threads) {
   return threads <= 0 ? std::max(1, omp_get_num_procs()) : std::min(threads, 1024);
 }
 
+using detail::shape_of;  // weight_checks.hpp
+
+// The shared checks with this model's prefix.
 void check_int(const char* field, int v, int lo, int hi) {
-  require(v >= lo && v <= hi, kWho + field + " = " + std::to_string(v) + " is outside [" +
-                                  std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  detail::check_int(kWho, field, v, lo, hi);
 }
-
-std::string shape_of(Eigen::Index rows, Eigen::Index cols) {
-  return std::to_string(rows) + "x" + std::to_string(cols);
-}
-
-// Throws Error unless m is rows × cols (a vector: rows entries) and finite, naming the array
-// by its params() name ("attention LM: layers.1.wk is 3x4, expected 4x4 (d_model, d_model)").
 template <class M>
 void check_array(const std::string& name, const M& m, Eigen::Index rows, Eigen::Index cols,
                  const char* what) {
-  const bool vec = M::ColsAtCompileTime == 1;
-  if (m.rows() != rows || m.cols() != cols)
-    throw Error(kWho + name +
-                (vec ? " has " + std::to_string(m.rows()) + " entries, expected " +
-                           std::to_string(rows)
-                     : " is " + shape_of(m.rows(), m.cols()) + ", expected " + shape_of(rows, cols)) +
-                " (" + what + ")");
-  for (Eigen::Index j = 0; j < m.cols(); ++j)
-    for (Eigen::Index i = 0; i < m.rows(); ++i)
-      if (!std::isfinite(static_cast<double>(m(i, j))))
-        throw Error(kWho + name + "(" + std::to_string(i) + (vec ? "" : ", " + std::to_string(j)) +
-                    ") = " + fmt(static_cast<double>(m(i, j))) + " is not finite");
+  detail::check_array(kWho, name, m, rows, cols, what);
 }
 
 template <class T>

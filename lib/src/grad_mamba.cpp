@@ -6,6 +6,7 @@
 #include <string>
 
 #include "elementwise.hpp"
+#include "weight_checks.hpp"
 
 namespace ssm {
 
@@ -13,28 +14,8 @@ namespace {
 
 using detail::silu;
 
-std::string shape_of(Eigen::Index rows, Eigen::Index cols) {
-  return std::to_string(rows) + "x" + std::to_string(cols);
-}
-
-// Throws Error unless m is rows × cols (a vector: rows entries) and finite; `who` prefixes the
-// message ("Mamba block: " or "Mamba LM: layers.1."), `what` names the expected shape in words.
-template <class M>
-void check_array(const std::string& who, const char* name, const M& m, Eigen::Index rows,
-                 Eigen::Index cols, const char* what) {
-  const bool vec = M::ColsAtCompileTime == 1;
-  if (m.rows() != rows || m.cols() != cols)
-    throw Error(
-        who + name +
-        (vec ? " has " + std::to_string(m.rows()) + " entries, expected " + std::to_string(rows)
-             : " is " + shape_of(m.rows(), m.cols()) + ", expected " + shape_of(rows, cols)) +
-        " (" + what + ")");
-  for (Eigen::Index j = 0; j < m.cols(); ++j)
-    for (Eigen::Index i = 0; i < m.rows(); ++i)
-      if (!std::isfinite(static_cast<double>(m(i, j))))
-        throw Error(who + name + "(" + std::to_string(i) + (vec ? "" : ", " + std::to_string(j)) +
-                    ") = " + fmt(static_cast<double>(m(i, j))) + " is not finite");
-}
+using detail::check_array;  // weight_checks.hpp
+using detail::shape_of;
 
 template <class T>
 void check_block(const MambaConfig& cfg, const MambaBlockWeights<T>& w, const std::string& who) {

@@ -15,6 +15,7 @@
 #include "ssm/grad_s4.hpp"     // conv_backward, s4d_kernels_backward (G11–G13)
 #include "ssm/mamba.hpp"       // rms_norm
 #include "ssm/s4.hpp"
+#include "weight_checks.hpp"  // detail::check_int, check_array, shape_of
 
 namespace ssm {
 
@@ -26,32 +27,16 @@ using LWd = S4DLayerWeights<double>;
 
 const std::string kWho = "S4D LM: ";
 
+using detail::shape_of;  // weight_checks.hpp
+
+// The shared checks with this model's prefix.
 void check_int(const char* field, int v, int lo, int hi) {
-  require(v >= lo && v <= hi, kWho + field + " = " + std::to_string(v) + " is outside [" +
-                                  std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  detail::check_int(kWho, field, v, lo, hi);
 }
-
-std::string shape_of(Eigen::Index rows, Eigen::Index cols) {
-  return std::to_string(rows) + "x" + std::to_string(cols);
-}
-
-// Throws Error unless m is rows × cols (a vector: rows entries) and finite, naming the array
-// by its params() name ("S4D LM: layers.1.C_re is 3x2, expected 4x2 (d_model, Nh)").
 template <class M>
 void check_array(const std::string& name, const M& m, Eigen::Index rows, Eigen::Index cols,
                  const char* what) {
-  const bool vec = M::ColsAtCompileTime == 1;
-  if (m.rows() != rows || m.cols() != cols)
-    throw Error(kWho + name +
-                (vec ? " has " + std::to_string(m.rows()) + " entries, expected " +
-                           std::to_string(rows)
-                     : " is " + shape_of(m.rows(), m.cols()) + ", expected " + shape_of(rows, cols)) +
-                " (" + what + ")");
-  for (Eigen::Index j = 0; j < m.cols(); ++j)
-    for (Eigen::Index i = 0; i < m.rows(); ++i)
-      if (!std::isfinite(static_cast<double>(m(i, j))))
-        throw Error(kWho + name + "(" + std::to_string(i) + (vec ? "" : ", " + std::to_string(j)) +
-                    ") = " + fmt(static_cast<double>(m(i, j))) + " is not finite");
+  detail::check_array(kWho, name, m, rows, cols, what);
 }
 
 template <class T>
