@@ -4,7 +4,7 @@
 // one on the same weights; the recurrent stepper against logits() (the recurrence against the
 // kernel + FFT convolution: two independent computations of the layer); loss_and_grad from two
 // threads at once against serial calls, bit for bit; a few hundred Adam steps on one batch
-// (overfitting); the parameter list; bad input.
+// (overfitting); the parameter list; bad input; the batched pass against the per-sequence one.
 #include <algorithm>
 #include <cmath>
 #include <complex>
@@ -417,4 +417,144 @@ TEST_CASE("bad input: tokens, targets, sizes, config fields, weights") {
   w.weights().layers[0].out_proj.resize(3, 4);
   CHECK_THROWS_WITH_AS(w.logits({0, 1}, lg),
                        doctest::Contains("layers.0.out_proj is 3x4, expected 4x4"), Error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The batched pass (batch_loss_and_grad): groups of 8 sequences as one array, the convolution
+// written as sums over the lag, the kernel's backward once per batch. It must equal the sum of
+// the per-sequence path (FFT convolution, one kernel backward per sequence), which the finite
+// differences above check; and it must not depend on the number of threads.
+namespace {
+
+struct Batch {
+  std::vector<std::vector<int>> tokens, targets;
+};
+
+Batch random_batch(int B, int L, int vocab, std::uint64_t seed) {
+  Batch b;
+  for (int i = 0; i < B; ++i) {
+    b.tokens.push_back(random_tokens(L, vocab, seed + 2 * std::uint64_t(i)));
+    auto y = random_tokens(L, vocab, seed + 2 * std::uint64_t(i) + 1);
+    for (std::size_t t = 0; t < y.size(); t += 3) y[t] = -1;  // some positions ignored
+    b.targets.push_back(std::move(y));
+  }
+  return b;
+}
+
+// Σ_b loss_and_grad(sequence b), summed in sequence order, and the losses.
+template <class T>
+std::vector<double> per_sequence_sum(const S4DLM<T>& m, const Batch& b, std::vector<T>& sum) {
+  std::vector<double> losses;
+  std::vector<T> g;
+  for (std::size_t i = 0; i < b.tokens.size(); ++i) {
+    losses.push_back(m.loss_and_grad(b.tokens[i], b.targets[i], g));
+    if (i == 0) sum = g;
+    else
+      for (std::size_t k = 0; k < g.size(); ++k) sum[k] += g[k];
+  }
+  return losses;
+}
+
+// Eigen's own GEMM threads stay at 1 inside (as the trainer keeps them): the bits of a product
+// may depend on how Eigen splits it.
+struct OneEigenThread {
+  int saved = Eigen::nbThreads();
+  OneEigenThread() { Eigen::setNbThreads(1); }
+  ~OneEigenThread() { Eigen::setNbThreads(saved); }
+};
+
+}  // namespace
+
+TEST_CASE("batch_loss_and_grad equals the sum of loss_and_grad over the sequences") {
+  OneEigenThread one;
+  // 11 sequences: one full group of 8 and a short one of 3.
+  for (bool tied : {true, false}) {
+    CAPTURE(tied);
+    const S4DLMConfig c = tiny_config(24, 2, 8, tied);  // H = 24: a channel block of 24 < 64
+    S4DLM<double> m(c, 9, 5);
+    perturb(m.weights(), 17);
+    const Batch b = random_batch(11, 21, 9, 100);
+    std::vector<double> ref, got, losses;
+    const std::vector<double> ref_losses = per_sequence_sum(m, b, ref);
+    m.batch_loss_and_grad(b.tokens, b.targets, losses, got, 1);
+    REQUIRE(got.size() == ref.size());
+    REQUIRE(losses.size() == ref_losses.size());
+    for (std::size_t i = 0; i < losses.size(); ++i)
+      CHECK(std::abs(losses[i] - ref_losses[i]) <= 1e-13 * std::abs(ref_losses[i]));
+    // Two summation orders and FFT against sums: rounding only (measured ~1e-15).
+    const double e = rel_err(got.data(), ref);
+    MESSAGE("double, tied " << tied << ": batched vs per sequence, max rel error " << e
+                            << " (tolerance 1e-12)");
+    CHECK(e <= 1e-12);
+  }
+  // Float computes the batched pass in float (the per-sequence path in double inside): float
+  // rounding, measured 5.8e-7 relative to the largest entry; tolerance 1e-5.
+  const S4DLMConfig c = tiny_config(64, 2, 16, true);  // H = 64: one full channel block
+  S4DLM<float> mf(c, 10, 6);
+  perturb(mf.weights(), 18);
+  const Batch b = random_batch(16, 36, 10, 200);
+  std::vector<float> ref, got;
+  std::vector<double> losses;
+  const std::vector<double> ref_losses = per_sequence_sum(mf, b, ref);
+  mf.batch_loss_and_grad(b.tokens, b.targets, losses, got, 1);
+  for (std::size_t i = 0; i < losses.size(); ++i)
+    CHECK(std::abs(losses[i] - ref_losses[i]) <= 1e-5 * std::abs(ref_losses[i]));
+  const std::vector<double> gd(got.begin(), got.end());
+  const double e = rel_err(gd.data(), std::vector<double>(ref.begin(), ref.end()));
+  MESSAGE("float: batched vs per sequence, max rel error " << e << " (tolerance 1e-5)");
+  CHECK(e <= 1e-5);
+}
+
+TEST_CASE("batch_loss_and_grad: the same bits on 1, 2 and 3 threads, and on a second call") {
+  OneEigenThread one;
+  const S4DLMConfig c = tiny_config(64, 2, 16, true);
+  S4DLM<float> m(c, 10, 7);
+  perturb(m.weights(), 19);
+  const Batch b = random_batch(32, 36, 10, 300);
+  std::vector<float> g1, g;
+  std::vector<double> l1, l;
+  m.batch_loss_and_grad(b.tokens, b.targets, l1, g1, 1);
+  for (int threads : {2, 3, 1}) {
+    CAPTURE(threads);
+    m.batch_loss_and_grad(b.tokens, b.targets, l, g, threads);
+    REQUIRE(g.size() == g1.size());
+    CHECK(l == l1);
+    CHECK(std::memcmp(g.data(), g1.data(), g1.size() * sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("batch_loss_and_grad: long or unequal sequences take the per-sequence path") {
+  OneEigenThread one;
+  const S4DLMConfig c = tiny_config(16, 1, 8, true);
+  S4DLM<double> m(c, 9, 8);
+  perturb(m.weights(), 20);
+  // L = 129 > 128, then two lengths in one batch: exactly the per-sequence sum, bit for bit.
+  for (const Batch& b : {random_batch(3, 129, 9, 400), [] {
+                           Batch x = random_batch(2, 20, 9, 500);
+                           const Batch y = random_batch(1, 30, 9, 600);
+                           x.tokens.push_back(y.tokens[0]);
+                           x.targets.push_back(y.targets[0]);
+                           return x;
+                         }()}) {
+    std::vector<double> ref, got, losses;
+    const std::vector<double> ref_losses = per_sequence_sum(m, b, ref);
+    m.batch_loss_and_grad(b.tokens, b.targets, losses, got, 2);
+    CHECK(losses == ref_losses);
+    CHECK(got == ref);
+  }
+}
+
+TEST_CASE("batch_loss_and_grad: bad batches are errors naming what is wrong") {
+  const S4DLM<float> m(tiny_config(8, 1, 4, true), 6, 9);
+  std::vector<double> losses;
+  std::vector<float> g;
+  const std::vector<std::vector<int>> none;
+  CHECK(error_of([&] { m.batch_loss_and_grad(none, none, losses, g); })
+            .find("the batch is empty") != std::string::npos);
+  const std::vector<std::vector<int>> two{{1, 2, 3}, {1, 2, 3}}, one{{1, 2, 3}};
+  CHECK(error_of([&] { m.batch_loss_and_grad(two, one, losses, g); })
+            .find("2 token sequences and 1 target sequences") != std::string::npos);
+  const std::vector<std::vector<int>> bad{{1, 2, 3}, {1, 6, 3}};
+  CHECK(error_of([&] { m.batch_loss_and_grad(bad, two, losses, g); })
+            .find("tokens[1] = 6 is outside [0, vocab = 6)") != std::string::npos);
 }

@@ -18,8 +18,9 @@ x ← x + layer(RMSNorm(x)) → final RMSNorm → tied head → cross-entropy on
 
 The step timed is a whole optimizer step on a batch of 32 sequences (the whole batch in one
 graph, as PyTorch is used): forward, loss.backward(), clip_grad_norm_(1.0), AdamW (lr 2e-3, weight
-decay 0.1 on the matrices only, as ssmlab), zero_grad. float32 (ssmlab's S4D computes in double
-inside: PyTorch is given the cheaper precision). The sizes are bench-train's (ssm-train's defaults):
+decay 0.1 on the matrices only, as ssmlab), zero_grad. float32 on both sides (ssmlab's S4D
+trainer step runs its batched pass in float; its kernel and the kernel's backward in double).
+The sizes are bench-train's (ssm-train's defaults):
 selective copy, body 32, 4 tokens, 8 data tokens (sequence 36, model vocabulary 10), d_model 64,
 2 layers, d_state 16 (Mamba: N 16, d_inner 128, dt_rank 4; S4D: 8 complex modes); the parameter
 counts of both sides are printed and should match.
@@ -153,7 +154,10 @@ def build_models(torch):
             n = 2 * L                                           # FFT convolution (K2)
             y = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(K, n=n), n=n)[..., :L]
             y = y + self.D[:, None] * u
-            g = F.gelu(y).transpose(1, 2)                       # exact (erf) GELU, (B, L, H)
+            # The exact (erf) GELU on a contiguous (B, L, H) copy: torch 1.13's GELU backward
+            # returns wrong values (1e17 for O(1) inputs, measured on this Zen 5 machine) when
+            # the incoming gradient is not contiguous, as after gelu(y).transpose(1, 2) @ W.
+            g = F.gelu(y.transpose(1, 2).contiguous())
             return g @ self.out_proj.T + self.out_b
 
     class LM(nn.Module):

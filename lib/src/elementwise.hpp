@@ -12,6 +12,19 @@
 
 namespace ssm::detail {
 
+// Σ_i a_i b_i over n values, summed in double in 8 interleaved partial sums (lanes the compiler
+// vectorizes; one running sum would chain n dependent additions), then those in a fixed order:
+// the same bits on every call. RMSNorm's mean square and its backward's ⟨g, x⟩ (G14).
+template <class T>
+double dot_double(const T* a, const T* b, std::ptrdiff_t n) {
+  double acc[8] = {};
+  std::ptrdiff_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += double(a[i + k]) * double(b[i + k]);
+  for (int k = 0; i < n; ++i, ++k) acc[k] += double(a[i]) * double(b[i]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 // softplus(x) = log(1 + e^x) without overflow (M1).
 template <class T>
 T softplus(T x) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "elementwise.hpp"
 #include "weight_checks.hpp"
@@ -176,20 +177,24 @@ void rms_norm_backward(const Signals<T>& X, const VecT<T>& w, double eps, const 
            shape_of(X.rows(), X.cols());
   });
   const Eigen::Index L = X.rows(), d = X.cols();
-  Signals<T> dx(L, d);
-  VecT<T> dwt = VecT<T>::Zero(d);
+  require(&dX != &X && &dX != &dY, "rms_norm_backward: dX must not be X or dY");
+  dX.resize(L, d);
+  dw.setZero(d);
+  std::vector<T> g(static_cast<std::size_t>(d));
   for (Eigen::Index t = 0; t < L; ++t) {
+    const T *x = X.row(t).data(), *dy = dY.row(t).data();
     // r = (mean(x²) + eps)^−½, the forward's scale (sums in double, as rms_norm).
-    const double ms = X.row(t).template cast<double>().squaredNorm() / double(d);
-    const double r = 1.0 / std::sqrt(ms + eps);
-    const auto g = (dY.row(t).array() * w.transpose().array()).eval();  // g = dY ∘ w
-    const double gx = (g.template cast<double>() * X.row(t).array().template cast<double>()).sum();
+    const double r = 1.0 / std::sqrt(detail::dot_double(x, x, d) / double(d) + eps);
+    for (Eigen::Index i = 0; i < d; ++i) g[std::size_t(i)] = dy[i] * w(i);  // g = dY ∘ w
+    const double gx = detail::dot_double(g.data(), x, d);
     // (G14) dX = r (g − X r² ⟨g, X⟩ / d),  dw += dY ∘ X r
-    dx.row(t) = (T(r) * g - X.row(t).array() * T(r * r * r * gx / double(d))).matrix();
-    dwt.array() += dY.row(t).transpose().array() * X.row(t).transpose().array() * T(r);
+    const T rt = T(r), c = T(r * r * r * gx / double(d));
+    T* dx = dX.row(t).data();
+    for (Eigen::Index i = 0; i < d; ++i) {
+      dx[i] = rt * g[std::size_t(i)] - x[i] * c;
+      dw(i) += dy[i] * x[i] * rt;
+    }
   }
-  dX = std::move(dx);
-  dw = std::move(dwt);
 }
 
 template <class T>

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 
 namespace ssm {
 
@@ -69,6 +70,55 @@ double softmax_cross_entropy(const Signals<T>& logits, const std::vector<int>& t
   }
   return sum / n;
 }
+
+void parallel_for(int n, int threads, const std::function<void(int)>& f) {
+  std::exception_ptr err;
+#pragma omp parallel for num_threads(std::max(1, threads)) schedule(static)
+  for (int i = 0; i < n; ++i) {
+    try {
+      f(i);
+    } catch (...) {
+#pragma omp critical
+      if (!err) err = std::current_exception();
+    }
+  }
+  if (err) std::rethrow_exception(err);
+}
+
+template <class T>
+void LanguageModel<T>::batch_loss_and_grad(const std::vector<std::vector<int>>& tokens,
+                                           const std::vector<std::vector<int>>& targets,
+                                           std::vector<double>& losses, std::vector<T>& grad,
+                                           int threads) const {
+  const int B = check_batch(kind(), tokens, targets);
+  std::lock_guard<std::mutex> lock(seq_grads_.m);
+  auto& g = seq_grads_.g;
+  g.resize(std::size_t(B));
+  losses.resize(std::size_t(B));
+  parallel_for(B, threads, [&](int b) {
+    const auto i = std::size_t(b);
+    losses[i] = loss_and_grad(tokens[i], targets[i], g[i], 1);
+  });
+  grad = g[0];  // Σ_b in sequence order: the same bits on any number of threads
+  for (int b = 1; b < B; ++b) {
+    const auto& x = g[std::size_t(b)];
+    for (std::size_t k = 0; k < grad.size(); ++k) grad[k] += x[k];
+  }
+}
+
+int check_batch(const std::string& who, const std::vector<std::vector<int>>& tokens,
+                const std::vector<std::vector<int>>& targets) {
+  require(!tokens.empty(), [&] { return who + ": the batch is empty (expected >= 1 sequence)"; });
+  require(tokens.size() == targets.size(), [&] {
+    return who + ": the batch has " + std::to_string(tokens.size()) + " token sequences and " +
+           std::to_string(targets.size()) + " target sequences";
+  });
+  require(tokens.size() <= std::size_t(1) << 30, [&] { return who + ": the batch is too large"; });
+  return static_cast<int>(tokens.size());
+}
+
+template class LanguageModel<float>;
+template class LanguageModel<double>;
 
 template double softmax_cross_entropy<float>(const Signals<float>&, const std::vector<int>&,
                                              Signals<float>*);

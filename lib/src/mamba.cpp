@@ -23,13 +23,18 @@ void check_range(const char* name, int v, int lo, int hi) {
 
 template <class T>
 void rms_norm(const Signals<T>& X, const VecT<T>& w, double eps, Signals<T>& Y) {
-  require(w.size() == X.cols(), "rms_norm: weight has " + std::to_string(w.size()) +
-                                    " entries, expected " + std::to_string(X.cols()));
-  Y.resize(X.rows(), X.cols());
+  require(w.size() == X.cols(), [&] {
+    return "rms_norm: weight has " + std::to_string(w.size()) + " entries, expected " +
+           std::to_string(X.cols());
+  });
+  const Eigen::Index d = X.cols();
+  Y.resize(X.rows(), d);
   for (Eigen::Index t = 0; t < X.rows(); ++t) {
-    const double ms = X.row(t).template cast<double>().squaredNorm() / double(X.cols());
+    const T* x = X.row(t).data();
+    const double ms = detail::dot_double(x, x, d) / double(d);  // in double
     const T inv = static_cast<T>(1.0 / std::sqrt(ms + eps));
-    Y.row(t) = (X.row(t).array() * inv * w.transpose().array()).matrix();
+    T* y = Y.row(t).data();
+    for (Eigen::Index i = 0; i < d; ++i) y[i] = x[i] * inv * w(i);
   }
 }
 

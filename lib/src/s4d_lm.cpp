@@ -15,6 +15,7 @@
 #include "ssm/grad_s4.hpp"     // conv_backward, s4d_kernels_backward (G11–G13)
 #include "ssm/mamba.hpp"       // rms_norm
 #include "ssm/s4.hpp"
+#include "ssm/vmath.hpp"  // normal_cdf, exp (the batched pass in float)
 #include "weight_checks.hpp"  // detail::check_int, check_array, shape_of
 
 namespace ssm {
@@ -186,6 +187,22 @@ void layer_forward(const LWd& w, const FFTConv<double>::Spectra& KF, double eps,
   Xout = std::move(out);
 }
 
+// (G12, G13) From ∂ℓ/∂K̄ (H, L) to the gradients of the kernel's parameters in g (rounded to
+// g's precision). Complex gradients are ∂/∂Re + i ∂/∂Im; Re λ = −exp(log_neg_re), so
+// ∂Re λ/∂log_neg_re = Re λ; log Δ gets Δ ∂ℓ/∂Δ.
+template <class T>
+void kernel_backward(const LayerSSM& s, const SD& dK, S4DLayerWeights<T>& g, int threads) {
+  const grad::S4DKernelGrads kg =
+      grad::s4d_kernels_backward(s.m, s.dt, s.C, dK, Method::ZOH, threads);
+  g.log_neg_re = (kg.dLambda.real().array() * s.m.Lambda.real().array()).matrix().cast<T>();
+  g.lambda_im = kg.dLambda.imag().cast<T>();
+  g.B_re = kg.dB.real().cast<T>();
+  g.B_im = kg.dB.imag().cast<T>();
+  g.C_re = kg.dC.real().cast<T>();
+  g.C_im = kg.dC.imag().cast<T>();
+  g.log_dt = kg.dlog_dt.cast<T>();
+}
+
 // The layer's backward: dOut = ∂ℓ/∂Xout (L, H) → dX = ∂ℓ/∂X (the residual included) and g.
 void layer_backward(const LWd& w, const LayerSSM& s, const FFTConv<double>::Spectra& KF,
                     double eps, const FFTConv<double>& fft, const SD& X, const LayerActs& a,
@@ -203,16 +220,7 @@ void layer_backward(const LWd& w, const LayerSSM& s, const FFTConv<double>::Spec
   SD dK, dU;
   Vec dD;
   grad::conv_backward(fft, KF, a.U, dY, &w.D, dK, dU, &dD, threads);
-  const grad::S4DKernelGrads kg =
-      grad::s4d_kernels_backward(s.m, s.dt, s.C, dK, Method::ZOH, threads);
-  // Complex gradients are ∂/∂Re + i ∂/∂Im; Re λ = −exp(log_neg_re): ∂Re λ/∂log_neg_re = Re λ.
-  g.log_neg_re = (kg.dLambda.real().array() * s.m.Lambda.real().array()).matrix();
-  g.lambda_im = kg.dLambda.imag();
-  g.B_re = kg.dB.real();
-  g.B_im = kg.dB.imag();
-  g.C_re = kg.dC.real();
-  g.C_im = kg.dC.imag();
-  g.log_dt = kg.dlog_dt;  // Δ ∂ℓ/∂Δ
+  kernel_backward(s, dK, g, threads);
   g.D = std::move(dD);
   // (G14) u = RMSNorm(X)ᵀ, and the residual: X reaches the output directly too.
   const SD dh = dU.transpose();
@@ -242,6 +250,7 @@ struct S4DPrepared {
   std::vector<LayerSSM> ssm;
   std::unique_ptr<FFTConv<double>> fft;
   std::vector<FFTConv<double>::Spectra> KF;  // per layer
+  std::vector<SD> K;                         // per layer, K̄ (H, L) itself (the batched pass)
 };
 }  // namespace detail
 
@@ -498,12 +507,262 @@ std::shared_ptr<const Prepared> prepare(const S4DLMConfig& c, const S4DLMWeights
       SD K;
       s4::s4d_kernels<double>(s.m, s.dt, s.C, L, Method::ZOH, K, threads);  // (Q1)
       p->KF.push_back(p->fft->transform_kernels(K, threads));
+      p->K.push_back(std::move(K));
     }
     return std::shared_ptr<const Prepared>(std::move(p));
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// The batched pass (batch_loss_and_grad): the same layer (T2) and the same backward (G11–G15,
+// G18), with the sequences of a mini-batch sharing the work. A group of kGroup sequences of
+// one length L ≤ kBatchMaxL runs as one (N, H) array, N = group·L (row b·L + t is token t of
+// the group's sequence b), in the model's precision T:
+//   every projection is one GEMM over the group's N tokens (G15); RMSNorm (G14) as before;
+//   the convolution (K1, G11) is written out as sums over the lag j, each one vector operation
+//   across the H channels (K̄ kept transposed, Kt (L, H), Kt[j] = K̄_·,j):
+//     y_t = D ∘ u_t + Σ_{j≤t} Kt[j] ∘ u_{t−j},   du_s = D ∘ dy_s + Σ_{t≥s} Kt[t−s] ∘ dy_t,
+//     ∂ℓ/∂Kt[j] = Σ_sequences Σ_{t≥j} dy_t ∘ u_{t−j},   ∂ℓ/∂D = Σ_t dy_t ∘ u_t;
+//   the GELU's Φ is vectorized in float (simd::normal_cdf; std::erfc in double).
+// The groups' gradients are summed in group order, so the bits do not depend on the threads
+// (which run whole groups; Eigen's own threads must be 1, as the trainer sets them), and
+// ∂ℓ/∂K̄, summed over the batch in double, goes through the kernel's backward (G12, G13) once
+// per batch instead of once per sequence. The convolution costs L(L+1)/2 multiply-adds per
+// channel, sequence and pass against the FFT's O(L log L) with its larger constant: at
+// L ≤ kBatchMaxL the sums win; longer sequences take the per-sequence FFT path.
+// Memory per group: n_layers·4·N·H values of T (kept activations) plus O(N·(H + V)).
+constexpr int kGroup = 8;
+constexpr std::size_t kBatchMaxL = 128;
+
+// Φ(y) elementwise over n values: simd::normal_cdf in float (a zero-padded pack for the tail,
+// so every value takes the same formula), the exact std::erfc in double.
+template <class T>
+void normal_cdf_all(const T* y, T* phi, std::size_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr std::size_t W = simd::kLanes<float>;
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) simd::store(phi + i, simd::normal_cdf(simd::load<simd::f32x16>(y + i)));
+    if (i < n) {
+      float buf[W] = {};
+      std::copy(y + i, y + n, buf);
+      const simd::f32x16 r = simd::normal_cdf(simd::load<simd::f32x16>(buf));
+      for (std::size_t j = 0; i + j < n; ++j) phi[i + j] = r[j];
+    }
+  } else {
+    for (std::size_t i = 0; i < n; ++i) phi[i] = std_normal_cdf(y[i]);
+  }
+}
+
+// dY = dG ∘ GELU'(Y) = dG ∘ (Φ(Y) + Y φ(Y)), φ(y) = e^{−y²/2}/√(2π) (simd::exp in float).
+template <class T>
+void gelu_backward_all(const T* y, const T* phi, const T* dg, T* dy, std::size_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    using V = simd::f32x16;
+    constexpr std::size_t W = simd::kLanes<float>;
+    auto one = [](V yv, V pv, V gv) {
+      return gv * (pv + yv * float(kInvSqrt2Pi) * simd::exp(-0.5f * yv * yv));
+    };
+    std::size_t i = 0;
+    for (; i + W <= n; i += W)
+      simd::store(dy + i, one(simd::load<V>(y + i), simd::load<V>(phi + i), simd::load<V>(dg + i)));
+    if (i < n) {
+      float by[W] = {}, bp[W] = {}, bg[W] = {};
+      std::copy(y + i, y + n, by);
+      std::copy(phi + i, phi + n, bp);
+      std::copy(dg + i, dg + n, bg);
+      const V r = one(simd::load<V>(by), simd::load<V>(bp), simd::load<V>(bg));
+      for (std::size_t j = 0; i + j < n; ++j) dy[i + j] = r[j];
+    }
+  } else {
+    for (std::size_t i = 0; i < n; ++i) dy[i] = dg[i] * gelu_grad(y[i], phi[i]);
+  }
+}
+
+// The convolution's sums run over channel blocks of kBlock (64 floats: four AVX-512 registers,
+// four independent chains of fused multiply-adds to hide their latency), each output's block
+// accumulated in registers across the lags: acc = init ∘ a₀ (or 0), then acc += p_i ∘ q_i for
+// each pair of rows (p_i, q_i) that pairs() hands over, stored once. A block narrower than
+// kBlock (the last one when H is not a multiple) takes the same order of operations, so the
+// bits do not depend on where a channel falls.
+constexpr Eigen::Index kBlock = 64;
+
+template <class T, class Pairs>
+inline void accumulate_rows(T* __restrict out, const T* init, const T* a0, Eigen::Index H,
+                            Pairs&& pairs) {
+  for (Eigen::Index h0 = 0; h0 < H; h0 += kBlock) {
+    T acc[kBlock];
+    const Eigen::Index w = std::min(kBlock, H - h0);
+    if (w == kBlock) {
+      for (Eigen::Index i = 0; i < kBlock; ++i) acc[i] = init ? init[h0 + i] * a0[h0 + i] : T(0);
+      pairs([&](const T* __restrict p, const T* __restrict q) {
+        for (Eigen::Index i = 0; i < kBlock; ++i) acc[i] += p[h0 + i] * q[h0 + i];
+      });
+      for (Eigen::Index i = 0; i < kBlock; ++i) out[h0 + i] = acc[i];
+    } else {
+      for (Eigen::Index i = 0; i < w; ++i) acc[i] = init ? init[h0 + i] * a0[h0 + i] : T(0);
+      pairs([&](const T* p, const T* q) {
+        for (Eigen::Index i = 0; i < w; ++i) acc[i] += p[h0 + i] * q[h0 + i];
+      });
+      for (Eigen::Index i = 0; i < w; ++i) out[h0 + i] = acc[i];
+    }
+  }
+}
+
+// (K1) Y = K̄ * U + D U for each of the nb sequences of L rows in U, Y (nb·L, H); Kt (L, H):
+// y_t = D ∘ u_t + Σ_{j≤t} Kt[j] ∘ u_{t−j}.
+template <class T>
+void conv_rows(const Signals<T>& Kt, const VecT<T>& D, const Signals<T>& U, Eigen::Index L,
+               Signals<T>& Y) {
+  const Eigen::Index H = U.cols(), nb = U.rows() / L;
+  Y.resize(U.rows(), H);
+  for (Eigen::Index b = 0; b < nb; ++b)
+    for (Eigen::Index t = 0; t < L; ++t)
+      accumulate_rows(Y.row(b * L + t).data(), D.data(), U.row(b * L + t).data(), H,
+                      [&](auto&& f) {
+                        for (Eigen::Index j = 0; j <= t; ++j)
+                          f(Kt.row(j).data(), U.row(b * L + t - j).data());
+                      });
+}
+
+// (G11) Its backward from dY: du_s = D ∘ dy_s + Σ_{t≥s} Kt[t−s] ∘ dy_t (nb·L, H);
+// dKt[j] = Σ_b Σ_{t≥j} dy_t ∘ u_{t−j} (L, H); dD = Σ_b Σ_t dy_t ∘ u_t (H).
+template <class T>
+void conv_rows_backward(const Signals<T>& Kt, const VecT<T>& D, const Signals<T>& U,
+                        const Signals<T>& dY, Eigen::Index L, Signals<T>& dU, Signals<T>& dKt,
+                        VecT<T>& dD) {
+  const Eigen::Index H = U.cols(), nb = U.rows() / L;
+  dU.resize(U.rows(), H);
+  dKt.resize(L, H);
+  for (Eigen::Index b = 0; b < nb; ++b)
+    for (Eigen::Index s = 0; s < L; ++s)
+      accumulate_rows(dU.row(b * L + s).data(), D.data(), dY.row(b * L + s).data(), H,
+                      [&](auto&& f) {
+                        for (Eigen::Index t = s; t < L; ++t)
+                          f(Kt.row(t - s).data(), dY.row(b * L + t).data());
+                      });
+  for (Eigen::Index j = 0; j < L; ++j)
+    accumulate_rows<T>(dKt.row(j).data(), nullptr, nullptr, H, [&](auto&& f) {
+      for (Eigen::Index b = 0; b < nb; ++b)
+        for (Eigen::Index t = j; t < L; ++t) f(dY.row(b * L + t).data(), U.row(b * L + t - j).data());
+    });
+  dD.resize(H);
+  accumulate_rows<T>(dD.data(), nullptr, nullptr, H, [&](auto&& f) {
+    for (Eigen::Index n = 0; n < U.rows(); ++n) f(dY.row(n).data(), U.row(n).data());
+  });
+}
+
+// One group's share of the batch, and the buffers it runs in (kept by the model between
+// calls, so a step allocates next to nothing once the first has run: fresh large blocks cost
+// page faults, and freeing them returns memory to the system, which the next step faults in).
+template <class T>
+struct GroupWork {
+  // Out: the losses of the group's sequences and the gradients of every array but the
+  // kernel's (Λ, B̃, C̃, Δ), for which ∂ℓ/∂K̄ᵀ (L, H) per layer.
+  S4DLMWeights<T> g;
+  std::vector<Signals<T>> dKt;
+  std::vector<double> loss;
+  // The forward's activations per layer, (N, H): input, RMSNorm(X), Y = K̄ * U + D U, Φ(Y).
+  std::vector<Signals<T>> X, U, Y, Phi;
+  // Scratch.
+  Signals<T> x, G, o, hf, logits, dlog, lg, dl, dhf, dx, dG, dY, dU, dxn;
+  MatT<T> dHead;
+};
+
+template <class T>
+void group_pass(const S4DLMConfig& c, const S4DLMWeights<T>& w,
+                const std::vector<Signals<T>>& Kt, const std::vector<std::vector<int>>& tokens,
+                const std::vector<std::vector<int>>& targets, std::size_t b0, std::size_t nb,
+                GroupWork<T>& k) {
+  const Eigen::Index H = c.d_model;
+  const auto L = static_cast<Eigen::Index>(tokens[b0].size());
+  const Eigen::Index N = Eigen::Index(nb) * L;
+  const std::size_t nl = w.layers.size();
+  const MatT<T>& head = c.tied ? w.embedding : w.lm_head;
+
+  // Forward (T1, T2), keeping what the backward needs.
+  Signals<T>& x = k.x;
+  x.resize(N, H);
+  for (std::size_t b = 0; b < nb; ++b)
+    for (Eigen::Index t = 0; t < L; ++t)
+      x.row(Eigen::Index(b) * L + t) = w.embedding.row(tokens[b0 + b][std::size_t(t)]);
+  k.X.resize(nl), k.U.resize(nl), k.Y.resize(nl), k.Phi.resize(nl);
+  for (std::size_t l = 0; l < nl; ++l) {
+    const auto& lw = w.layers[l];
+    k.X[l] = x;
+    rms_norm(x, lw.norm_w, c.rms_eps, k.U[l]);
+    conv_rows(Kt[l], lw.D, k.U[l], L, k.Y[l]);  // (K1)
+    k.Phi[l].resize(N, H);
+    normal_cdf_all(k.Y[l].data(), k.Phi[l].data(), std::size_t(N * H));
+    k.G = k.Y[l].cwiseProduct(k.Phi[l]);
+    k.o.noalias() = k.G * lw.out_proj.transpose();  // out = GELU(Y) W_outᵀ + b_out + X
+    k.o.rowwise() += lw.out_b.transpose();
+    x += k.o;
+  }
+  rms_norm(x, w.norm_f, c.rms_eps, k.hf);
+  k.logits.noalias() = k.hf * head.transpose();  // (N, V)
+
+  // (G18) Each sequence's mean cross-entropy and its ∂ℓ/∂logits.
+  k.dlog.resize(N, head.rows());
+  k.loss.resize(nb);
+  for (std::size_t b = 0; b < nb; ++b) {
+    k.lg = k.logits.middleRows(Eigen::Index(b) * L, L);
+    k.loss[b] = softmax_cross_entropy(k.lg, targets[b0 + b], &k.dl);
+    k.dlog.middleRows(Eigen::Index(b) * L, L) = k.dl;
+  }
+
+  // Backward, last layer first.
+  S4DLMWeights<T>& g = k.g;
+  k.dHead.noalias() = k.dlog.transpose() * k.hf;  // (V, H)
+  k.dhf.noalias() = k.dlog * head;
+  Signals<T>& dx = k.dx;
+  rms_norm_backward(x, w.norm_f, c.rms_eps, k.dhf, dx, g.norm_f);  // (G14)
+  g.layers.resize(nl);
+  k.dKt.resize(nl);
+  for (std::size_t l = nl; l-- > 0;) {
+    const auto& lw = w.layers[l];
+    auto& gl = g.layers[l];
+    k.G = k.Y[l].cwiseProduct(k.Phi[l]);
+    gl.out_proj.noalias() = dx.transpose() * k.G;  // (G15) with dOut = dx
+    gl.out_b = dx.colwise().sum().transpose();
+    k.dG.noalias() = dx * lw.out_proj;
+    k.dY.resize(N, H);
+    gelu_backward_all(k.Y[l].data(), k.Phi[l].data(), k.dG.data(), k.dY.data(),
+                      std::size_t(N * H));
+    conv_rows_backward(Kt[l], lw.D, k.U[l], k.dY, L, k.dU, k.dKt[l], gl.D);  // (G11)
+    rms_norm_backward(k.X[l], lw.norm_w, c.rms_eps, k.dU, k.dxn, gl.norm_w);
+    dx += k.dxn;  // the residual: X reaches the output directly too
+  }
+  // (G18) x₀ = E[token]: a repeated token sums its rows' gradients.
+  if (c.tied) {
+    g.embedding = k.dHead;
+  } else {
+    g.embedding.setZero(w.embedding.rows(), w.embedding.cols());
+    g.lm_head = k.dHead;
+  }
+  for (std::size_t b = 0; b < nb; ++b)
+    for (Eigen::Index t = 0; t < L; ++t)
+      g.embedding.row(tokens[b0 + b][std::size_t(t)]) += dx.row(Eigen::Index(b) * L + t);
+}
+
+// The arrays of a weights-shaped struct as (pointer, size), in params() order.
+template <class T>
+std::vector<std::pair<T*, Eigen::Index>> flat_arrays(S4DLMWeights<T>& w, bool tied) {
+  std::vector<std::pair<T*, Eigen::Index>> v;
+  for_each_array(w, tied, [&v](auto& a) { v.emplace_back(a.data(), a.size()); });
+  return v;
+}
+
 }  // namespace
+
+namespace detail {
+// The batched pass's buffers: K̄ᵀ (L, H) in T per layer, one GroupWork per group.
+template <class T>
+struct S4DBatchWork {
+  std::vector<Signals<T>> Kt;
+  std::vector<GroupWork<T>> groups;
+  S4DLMWeights<T> total;  // Σ of the groups' gradients
+};
+}  // namespace detail
 
 template <class T>
 void S4DLM<T>::logits(const std::vector<int>& tokens, Signals<T>& out, int threads) const {
@@ -555,6 +814,62 @@ double S4DLM<T>::loss_and_grad(const std::vector<int>& tokens, const std::vector
     for (Eigen::Index i = 0; i < a.size(); ++i) *out++ = static_cast<T>(a.data()[i]);
   });
   return loss;
+}
+
+template <class T>
+void S4DLM<T>::batch_loss_and_grad(const std::vector<std::vector<int>>& tokens,
+                                   const std::vector<std::vector<int>>& targets,
+                                   std::vector<double>& losses, std::vector<T>& grad,
+                                   int threads) const {
+  const auto B = std::size_t(check_batch("S4D LM", tokens, targets));
+  const std::size_t L = tokens[0].size();
+  bool one_length = true;
+  for (std::size_t b = 0; b < B; ++b) {
+    check_tokens("S4D LM", vocab(), tokens[b], &targets[b]);
+    one_length = one_length && tokens[b].size() == L;
+  }
+  if (!one_length || L > kBatchMaxL) {  // the FFT, one sequence at a time
+    LanguageModel<T>::batch_loss_and_grad(tokens, targets, losses, grad, threads);
+    return;
+  }
+  const auto p = prepare(cfg_, w_, cache_, L, threads);
+  std::lock_guard<std::mutex> lock(work_.m);
+  if (!work_.w) work_.w = std::make_shared<detail::S4DBatchWork<T>>();
+  auto& work = *work_.w;
+  work.Kt.resize(p->K.size());
+  for (std::size_t l = 0; l < p->K.size(); ++l) work.Kt[l] = p->K[l].transpose().template cast<T>();
+  const int ng = int((B + kGroup - 1) / kGroup);
+  auto& gg = work.groups;
+  gg.resize(std::size_t(ng));
+  parallel_for(ng, threads, [&](int i) {
+    const std::size_t b0 = std::size_t(i) * kGroup;
+    group_pass(cfg_, w_, work.Kt, tokens, targets, b0, std::min<std::size_t>(kGroup, B - b0),
+               gg[std::size_t(i)]);
+  });
+  // Σ over the groups, in group order; then the kernel's backward once per layer.
+  S4DLMWeights<T>& total = work.total;
+  total = gg[0].g;  // the kernel's arrays (empty here) are set below
+  const auto dst = flat_arrays(total, tied());
+  losses.clear();
+  for (int i = 0; i < ng; ++i) {
+    const auto& gi = gg[std::size_t(i)];
+    losses.insert(losses.end(), gi.loss.begin(), gi.loss.end());
+    if (i == 0) continue;
+    const auto src = flat_arrays(gg[std::size_t(i)].g, tied());
+    for (std::size_t k = 0; k < dst.size(); ++k)
+      Eigen::Map<VecT<T>>(dst[k].first, dst[k].second) +=
+          Eigen::Map<const VecT<T>>(src[k].first, src[k].second);
+  }
+  for (std::size_t l = 0; l < p->ssm.size(); ++l) {
+    SD dKt = gg[0].dKt[l].template cast<double>();
+    for (int i = 1; i < ng; ++i) dKt += gg[std::size_t(i)].dKt[l].template cast<double>();
+    kernel_backward(p->ssm[l], dKt.transpose(), total.layers[l], threads);
+  }
+  std::size_t n = 0;
+  for_each_array(total, tied(), [&n](const auto& a) { n += std::size_t(a.size()); });
+  grad.resize(n);
+  T* out = grad.data();  // params() order
+  for_each_array(total, tied(), [&out](const auto& a) { out = std::copy(a.data(), a.data() + a.size(), out); });
 }
 
 template <class T>

@@ -45,20 +45,27 @@ std::string task_name(Task t) {
 }
 
 void validate(const TaskConfig& c, const std::string& p) {
-  require(c.vocab >= 2 && c.vocab <= 4096,
-          p + "vocab " + std::to_string(c.vocab) + " is outside [2, 4096] (data tokens)");
-  require(c.length >= 1 && c.length <= (1 << 22),
-          p + "length " + std::to_string(c.length) + " is outside [1, 4194304]");
+  // (Messages built only on failure: make_example validates once per sequence.)
+  require(c.vocab >= 2 && c.vocab <= 4096, [&] {
+    return p + "vocab " + std::to_string(c.vocab) + " is outside [2, 4096] (data tokens)";
+  });
+  require(c.length >= 1 && c.length <= (1 << 22), [&] {
+    return p + "length " + std::to_string(c.length) + " is outside [1, 4194304]";
+  });
   if (c.task == Task::Induction) {
-    require(c.length >= 4, p + "length " + std::to_string(c.length) +
-                               " is too short for induction (at least 4: the special token, its "
-                               "target, one more token and the final query)");
+    require(c.length >= 4, [&] {
+      return p + "length " + std::to_string(c.length) +
+             " is too short for induction (at least 4: the special token, its target, one more "
+             "token and the final query)";
+    });
   } else {
-    require(c.tokens >= 1 && c.tokens <= 4096,
-            p + "tokens " + std::to_string(c.tokens) + " is outside [1, 4096]");
-    require(c.length >= c.tokens, p + "length " + std::to_string(c.length) +
-                                      " is shorter than the " + std::to_string(c.tokens) +
-                                      " tokens it must hold (" + p + "tokens)");
+    require(c.tokens >= 1 && c.tokens <= 4096, [&] {
+      return p + "tokens " + std::to_string(c.tokens) + " is outside [1, 4096]";
+    });
+    require(c.length >= c.tokens, [&] {
+      return p + "length " + std::to_string(c.length) + " is shorter than the " +
+             std::to_string(c.tokens) + " tokens it must hold (" + p + "tokens)";
+    });
   }
 }
 
@@ -132,8 +139,9 @@ void adamw_step(const OptimConfig& o, double lr, long step, std::vector<ParamVie
                 const std::vector<T>& grad, std::vector<T>& m, std::vector<T>& v) {
   std::size_t total = 0;
   for (const auto& p : params) total += p.size;
-  require(grad.size() == total && m.size() == total && v.size() == total,
-          "AdamW: gradient and moments must hold " + std::to_string(total) + " values");
+  require(grad.size() == total && m.size() == total && v.size() == total, [&] {
+    return "AdamW: gradient and moments must hold " + std::to_string(total) + " values";
+  });
   // (T4) m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − lr(m̂/(√v̂ + ε) + λθ),
   // m̂ = m/(1−β₁^t), v̂ = v/(1−β₂^t); λ = weight_decay on the matrices, 0 elsewhere.
   const double c1 = 1 - std::pow(o.beta1, double(step)), c2 = 1 - std::pow(o.beta2, double(step));
@@ -168,8 +176,8 @@ class MambaStepper : public LMStepper<T> {
   }
   void reset() override { state_ = model_.initial_state(); }
   void step(int token, T* logits) override {
-    require(token >= 0 && token < lm_.vocab(), "Mamba stepper: token " + std::to_string(token) +
-                                                   " is outside [0, vocab)");
+    require(token >= 0 && token < lm_.vocab(),
+            [&] { return "Mamba stepper: token " + std::to_string(token) + " is outside [0, vocab)"; });
     const auto& w = lm_.weights();
     const VecT<T> x = w.embedding.row(token).transpose();
     VecT<T> y(x.size());
@@ -281,21 +289,6 @@ struct Scored {
   int right = 0, total = 0;
 };
 
-// Runs f(i) for i in [0, n) on `threads` OpenMP threads; rethrows the first exception.
-void parallel_for(int n, int threads, const std::function<void(int)>& f) {
-  std::exception_ptr err;
-#pragma omp parallel for num_threads(std::max(1, threads)) schedule(static)
-  for (int i = 0; i < n; ++i) {
-    try {
-      f(i);
-    } catch (...) {
-#pragma omp critical
-      if (!err) err = std::current_exception();
-    }
-  }
-  if (err) std::rethrow_exception(err);
-}
-
 // Eigen's GEMMs use their own OpenMP threads outside a parallel region; a trainer that owns the
 // threads keeps them at one while it runs (and restores the setting after).
 struct EigenThreadsGuard {
@@ -398,36 +391,36 @@ Trainer<T>::Trainer(const RunConfig& cfg) : cfg_(cfg) {
   const std::size_t P = model_->num_params();
   m_.assign(P, T(0));
   v_.assign(P, T(0));
-  seq_grads_.resize(std::size_t(cfg_.batch));
 }
 
 template <class T>
 double Trainer<T>::train_step() {
-  require(step_ < cfg_.steps, "train_step: the run has reached its " +
-                                  std::to_string(cfg_.steps) + " steps");
+  require(step_ < cfg_.steps, [&] {
+    return "train_step: the run has reached its " + std::to_string(cfg_.steps) + " steps";
+  });
   const auto t0 = std::chrono::steady_clock::now();
   EigenThreadsGuard guard;
   const int B = cfg_.batch;
-  std::vector<double> losses(static_cast<std::size_t>(B));
-  parallel_for(B, cfg_.threads, [&](int b) {
-    const Example e = make_example(cfg_.task, cfg_.seed, 0, std::uint64_t(step_) * B + b);
-    losses[std::size_t(b)] = model_->loss_and_grad(e.tokens, e.targets, seq_grads_[std::size_t(b)], 1);
-  });
-  // The batch's gradient: the mean of the sequences', summed in sequence order (the same bits
-  // on any number of threads).
-  grad_ = seq_grads_[0];
-  for (int b = 1; b < B; ++b) {
-    const auto& g = seq_grads_[std::size_t(b)];
-    for (std::size_t i = 0; i < grad_.size(); ++i) grad_[i] += g[i];
+  std::vector<std::vector<int>> tokens(static_cast<std::size_t>(B)), targets(tokens.size());
+  for (int b = 0; b < B; ++b) {
+    Example e = make_example(cfg_.task, cfg_.seed, 0, std::uint64_t(step_) * B + b);
+    tokens[std::size_t(b)] = std::move(e.tokens);
+    targets[std::size_t(b)] = std::move(e.targets);
   }
+  // The batch's gradient: the mean of the sequences', their sum made in a fixed order by the
+  // model (the same bits on any number of threads).
+  std::vector<double> losses;
+  model_->batch_loss_and_grad(tokens, targets, losses, grad_, cfg_.threads);
   const T inv = T(1.0 / B);
   for (T& x : grad_) x *= inv;
   double loss = 0;
   for (double l : losses) loss += l;
   loss /= B;
   for (T x : grad_)
-    require(std::isfinite(double(x)), "training diverged at step " + std::to_string(step_) +
-                                          ": a gradient is not finite (lower --lr)");
+    require(std::isfinite(double(x)), [&] {
+      return "training diverged at step " + std::to_string(step_) +
+             ": a gradient is not finite (lower --lr)";
+    });
   const double norm = clip_grad_norm(grad_, cfg_.optim.clip);
   const double lr = learning_rate(cfg_.optim, step_, cfg_.steps);
   auto views = model_->params();

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -86,6 +87,19 @@ class LanguageModel {
   virtual double loss_and_grad(const std::vector<int>& tokens, const std::vector<int>& targets,
                                std::vector<T>& grad, int threads = 1) const = 0;
 
+  // (G18) A mini-batch: losses[b] (resized) = the loss of sequence b, grad (resized, overwritten)
+  // = Σ_b its gradient, in params() order; the work spread over `threads` threads. The sum runs
+  // in a fixed order, so the bits do not depend on the number of threads. This default runs
+  // loss_and_grad once per sequence, in parallel, and sums in sequence order (keeping one
+  // gradient per sequence, under a mutex: one batch at a time per model). A model whose
+  // sequences can share work overrides it: S4DLM runs a group of sequences as one (H, group·L)
+  // array, so one GEMM serves every token and the kernel's backward runs once per batch.
+  // Throws as loss_and_grad does, and Error when tokens and targets differ in count or are empty.
+  virtual void batch_loss_and_grad(const std::vector<std::vector<int>>& tokens,
+                                   const std::vector<std::vector<int>>& targets,
+                                   std::vector<double>& losses, std::vector<T>& grad,
+                                   int threads = 1) const;
+
   // A fresh recurrent evaluator of the current weights (it copies or refers to them; the model
   // must outlive it and not change while it runs). Step t's logits equal row t of logits() of
   // the same tokens, to rounding (tested for each model).
@@ -97,7 +111,23 @@ class LanguageModel {
     for (const auto& p : params()) n += p.size;
     return n;
   }
+
+ private:
+  // The per-sequence gradients of the default batch_loss_and_grad, kept between calls (the
+  // trainer's batches are all alike); a copied model starts with none.
+  struct SeqGrads {
+    std::mutex m;
+    std::vector<std::vector<T>> g;
+    SeqGrads() = default;
+    SeqGrads(const SeqGrads&) {}
+    SeqGrads& operator=(const SeqGrads&) { return *this; }
+  };
+  mutable SeqGrads seq_grads_;
 };
+
+// Runs f(i) for i in [0, n) on `threads` OpenMP threads (static schedule); rethrows the first
+// exception once all have stopped.
+void parallel_for(int n, int threads, const std::function<void(int)>& f);
 
 // Something a model derives from its weights (that they passed validation, A = −exp(A_log),
 // the weights in double, the S4D kernels K̄ and their spectra, FFTW plans, …), made once per
@@ -179,5 +209,9 @@ class WeightsCache {
 // conditions loss_and_grad lists; targets may be null (logits only).
 void check_tokens(const std::string& who, int vocab, const std::vector<int>& tokens,
                   const std::vector<int>* targets);
+// batch_loss_and_grad's count check: ≥ 1 sequence, as many target sequences as token ones.
+// Returns the count.
+int check_batch(const std::string& who, const std::vector<std::vector<int>>& tokens,
+                const std::vector<std::vector<int>>& targets);
 
 }  // namespace ssm

@@ -30,9 +30,12 @@
 // per channel (S4's); D ~ N(0, 1) (S4's torch.randn); W_out, b_out and an untied lm_head
 // uniform in ±1/√d_model (PyTorch's Linear); embedding ~ N(0, 0.02²) (as MambaLM); norms = 1.
 //
-// Precision: the parameters are stored in T (the trainer's float or double), converted to
-// double and every pass runs in double (stage 6's S4D kernel backward is double only); the
-// outputs are rounded to T at the end. T = double is exact enough for finite differences.
+// Precision: the parameters are stored in T (the trainer's float or double). logits(),
+// loss_and_grad() and the stepper convert them to double and run in double, rounding the
+// outputs to T at the end; batch_loss_and_grad() (the trainer's path) runs its batched pass in
+// T (a float model in float: 5.8e-7 from the double path, tested), the kernel and its backward
+// in double always (stage 6's S4D kernel backward is double only). T = double is exact enough
+// for finite differences.
 //
 // Once per change of the weights: what depends only on the weights and the length L — their
 // validation, the weights in double, each layer's SSM, its kernels K̄ (Q1) and their spectra,
@@ -55,6 +58,9 @@
 //             RMSNorm's O(L·H). Memory: n·5·L·H + O(L·(H + V)) doubles and the gradient.
 //   kept by the model (the cache): the weights' bits, the weights in double and, per layer,
 //             K̄'s spectra (≈ H·M doubles, M = fft_size(2L − 1) ≈ 2L): O(parameters + n·H·L).
+//   batch_loss_and_grad(), B sequences of L ≤ 128 tokens: per layer 3 GEMMs of B·L·H² each,
+//             the convolution's sums 3·B·H·L(L+1)/2 multiply-adds, the kernel backward once
+//             O(H·Nh·L); memory per group of 8 in flight n·4·8L·H values, kept between calls.
 //   stepper(): O(n·(H·Nh + H²) + V·H) per token, a state of n·H·Nh complex doubles.
 // Thread safety: every call reads the weights only; the cache is built under its own mutex
 // (the FFTW plans under the planner mutex of convolution.hpp) and then only read, and FFTW
@@ -63,6 +69,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -73,6 +80,8 @@ namespace ssm {
 
 namespace detail {
 struct S4DPrepared;  // s4d_lm.cpp: what the sequences of one length share (S4DLM::cache_)
+template <class T>
+struct S4DBatchWork;  // s4d_lm.cpp: the batched pass's buffers (S4DLM::work_)
 }
 
 struct S4DLMConfig {
@@ -140,6 +149,16 @@ class S4DLM : public LanguageModel<T> {
   // (T2, G11–G15, G18) The loss and its gradient, concatenated in params() order (lm.hpp).
   double loss_and_grad(const std::vector<int>& tokens, const std::vector<int>& targets,
                        std::vector<T>& grad, int threads = 1) const override;
+  // (T2, G11–G15, G18) A mini-batch (lm.hpp). Sequences of one length L ≤ 128 run in groups of
+  // 8 as (H, 8·L) arrays in T: one GEMM per projection for all of a group's tokens, the
+  // convolution as products with K̄'s Toeplitz matrices, the kernel's backward once per batch
+  // (s4d_lm.cpp: "The batched pass"); other batches take the per-sequence path. Equal to the
+  // sum of loss_and_grad over the sequences to rounding (tested); the same bits on any number of
+  // threads (with Eigen's own threads at 1, as the trainer keeps them).
+  void batch_loss_and_grad(const std::vector<std::vector<int>>& tokens,
+                           const std::vector<std::vector<int>>& targets,
+                           std::vector<double>& losses, std::vector<T>& grad,
+                           int threads = 1) const override;
   // The recurrent form (T2), in double inside; the model must outlive it and not change.
   std::unique_ptr<LMStepper<T>> stepper() const override;
 
@@ -147,6 +166,16 @@ class S4DLM : public LanguageModel<T> {
   S4DLMConfig cfg_;
   S4DLMWeights<T> w_;
   WeightsCache<detail::S4DPrepared> cache_;  // for the last weights and length seen
+  // The batched pass's buffers, kept between calls (so a training step allocates nothing), used
+  // by one batch at a time (under m); a copied model starts with none.
+  struct Work {
+    std::mutex m;
+    std::shared_ptr<detail::S4DBatchWork<T>> w;
+    Work() = default;
+    Work(const Work&) {}
+    Work& operator=(const Work&) { return *this; }
+  };
+  mutable Work work_;
 };
 
 }  // namespace ssm

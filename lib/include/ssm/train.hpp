@@ -205,7 +205,6 @@ class Trainer {
   RunConfig cfg_;
   std::unique_ptr<LanguageModel<T>> model_;
   std::vector<T> m_, v_;
-  std::vector<std::vector<T>> seq_grads_;  // one gradient per sequence of the batch
   std::vector<T> grad_;
   long step_ = 0;
   std::vector<CurvePoint> curve_;

@@ -1,5 +1,5 @@
 // ssm/vmath.hpp — SIMD packs and the vectorized exp, exp2, log1p, softplus and silu that the
-// fast selective scan (stage 7) is built on.
+// fast selective scan (stage 7) is built on, and the normal CDF of S4D's GELU (stage 8b).
 //
 // Why hand-written: the scan evaluates one exp per element (Ā = e^{ΔA}, M2), 50 million of them
 // for one Mamba layer at L = 2048; a scalar expf runs at ~0.5 G/s per core, a vectorized one
@@ -388,6 +388,24 @@ template <class V>
 inline V silu(V z) {
   using T = Elem<V>;
   return z / (T(1) + exp(-z));
+}
+
+// Φ(y) = ½ erfc(−y/√2), the standard normal CDF of the exact (erf) GELU y·Φ(y) that S4D's
+// training layer uses (T2), for float packs. erfc(z) for z = |y|/√2 ≥ 0 is the Chebyshev fit
+// of Numerical Recipes (erfcc): erfc(z) ≈ t · exp(−z² + P(t)), t = 1/(1 + z/2), P of degree 9,
+// fractional error below 1.05e-7 for every z ≥ 0 in exact arithmetic (checked against the C
+// library); Φ(y) = ½ erfc(z) for y < 0 and 1 − ½ erfc(z) for y ≥ 0. In float: ≤ 5 eps relative
+// for y ≥ −2, ≤ (4 + y²/2) eps in the left tail (the exp's argument −y²/2 carries its rounding),
+// ≤ 2 eps absolute everywhere (tests/test_vmath.cpp); double callers use std::erfc.
+inline f32x16 normal_cdf(f32x16 y) {
+  static constexpr float c[] = {-1.26551223f, 1.00002368f,  0.37409196f, 0.09678418f,
+                                -0.18628806f, 0.27886807f,  -1.13520398f, 1.48851587f,
+                                -0.82215223f, 0.17087277f};
+  const f32x16 z = abs(y) * 0.70710678118654752440f;
+  const f32x16 t = 1.0f / (1.0f + 0.5f * z);
+  // −z² = −(y/2)·y: y/2 is exact and the product and sum are one fused multiply-add.
+  const f32x16 half_erfc = 0.5f * t * exp(detail::horner(t, c) - (0.5f * y) * y);
+  return y < 0.0f ? half_erfc : 1.0f - half_erfc;
 }
 
 // Transposes the kLanes × kLanes block held in r (r[i] = row i) in place, so that afterwards
