@@ -410,8 +410,9 @@ void bind_s4(py::module_& parent) {
       "One channel of s4d_kernels in float64: K̄ (L,).");
 }
 
-// Stage 8a's S4D backward (ssm/grad_s4.hpp, G11–G13), in the submodule ssmlab.grad (bind_grad.cpp
-// calls this with it), here because it shares the forward's argument conversions.
+// Stage 8a's S4D and S4 (DPLR) kernel backward (ssm/grad_s4.hpp, G11–G13, G22–G23), in the
+// submodule ssmlab.grad (bind_grad.cpp calls this with it), here because it shares the forward's
+// argument conversions.
 void bind_s4_grad(py::module_& g) {
   auto kernel_grads = [](const ssm::grad::S4DKernelGrads& kg, bool one_d) {
     py::dict d;
@@ -445,6 +446,36 @@ void bind_s4_grad(py::module_& g) {
       "(H, L) (or (L,) with C (Nh,)). Returns a dict: dLambda, dB (Nh,) summed over channels, dC\n"
       "(H, Nh), ddt and dlog_dt (H,) (= Δ·ddt; scalars for one channel). Complex gradients are\n"
       "∂/∂Re + i ∂/∂Im. float64; method 'zoh' or 'bilinear'. O(H Nh L).");
+  g.def(
+      "dplr_kernels_backward",
+      [](const s4::Dplr& md, const py::object& dt, const py::object& Cp_obj,
+         const py::object& dK_obj, int threads) {
+        bool one_d = false;
+        const ssm::CMat Cp = to_cmat(Cp_obj, "Cp", &one_d);
+        const ssm::Vec d = to_dt(dt, Cp.rows());
+        const auto dK = to_signals<double>(dK_obj, "dK");
+        const auto kg = ssm::grad::dplr_kernels_backward(md, d, Cp, dK, threads);
+        py::dict out;
+        out["dLambda"] = kg.dLambda;
+        out["dP"] = kg.dP;
+        out["dB"] = kg.dB;
+        if (one_d) {
+          out["dCp"] = ssm::CVec(kg.dCp.row(0).transpose());
+          out["ddt"] = kg.ddt(0);
+          out["dlog_dt"] = kg.dlog_dt(0);
+        } else {
+          out["dCp"] = kg.dCp;
+          out["ddt"] = kg.ddt;
+          out["dlog_dt"] = kg.dlog_dt;
+        }
+        return out;
+      },
+      py::arg("model"), py::arg("dt"), py::arg("Cp"), py::arg("dK"), py::arg("threads") = 1,
+      "(G22, G23) The backward of ssmlab.s4.CauchyKernel64(model, L)(dt, Cp): dK = ∂loss/∂K̄\n"
+      "(H, L) (or (L,) with Cp (Nh,)). Returns a dict: dLambda, dB (Nh,) and dP (Nh, r) summed\n"
+      "over channels, dCp (H, Nh) (C̄', the row S4 trains), ddt and dlog_dt (H,) (= Δ·ddt;\n"
+      "scalars for one channel). Complex gradients are ∂/∂Re + i ∂/∂Im. float64.\n"
+      "O(H (Nh (r+1)² + r³) L/2 + H L log L).");
   g.def(
       "s4d_layer_backward",
       [kernel_grads](const s4::Dplr& md, const py::object& dt, const py::object& C_obj,

@@ -1,7 +1,8 @@
-// Stage 8a: the backward passes of the FFT convolution (G11) and of the S4D kernel (G12, G13),
-// each against central finite differences of its forward (stage 4's direct convolution, stage
-// 6's s4d_kernel), which never call the backward; the FFT path against the O(L²) sums; float
-// against double; the whole S4D layer end to end; bad input.
+// Stage 8a: the backward passes of the FFT convolution (G11), of the S4D kernel (G12, G13) and
+// of the S4 DPLR kernel (G22, G23), each against central finite differences of its forward
+// (stage 4's direct convolution, stage 6's s4d_kernel and CauchyKernel), which never call the
+// backward; the FFT path against the O(L²) sums; float against double; the whole S4D layer end
+// to end; the DPLR backward at rank 0 against the S4D one; bad input.
 #include <cmath>
 #include <complex>
 #include <functional>
@@ -63,6 +64,51 @@ double kernel_loss(const s4::Dplr& m, const Vec& dt, const CMat& C, std::size_t 
   Signals<double> K;
   s4::s4d_kernels<double>(m, dt, C, L, method, K, 1);
   return (K.array() * W.array()).sum();
+}
+
+double dplr_loss(const s4::Dplr& m, const Vec& dt, const CMat& Cp, const Signals<double>& W) {
+  s4::CauchyKernel<double> gen(m, static_cast<std::size_t>(W.cols()));
+  Signals<double> K;
+  gen(dt, Cp, K, 1);
+  return (K.array() * W.array()).sum();
+}
+
+// Every gradient of dplr_loss by central differences (complex entries: real and imaginary
+// parts apart), in the layout of grad::DplrKernelGrads.
+grad::DplrKernelGrads dplr_fd(const s4::Dplr& m, const Vec& dt, const CMat& Cp,
+                              const Signals<double>& W) {
+  const int Nh = m.Nh(), r = m.rank();
+  const Eigen::Index H = dt.size();
+  grad::DplrKernelGrads f;
+  f.dLambda.resize(Nh);
+  f.dB.resize(Nh);
+  f.dP.resize(Nh, r);
+  f.dCp.resize(H, Nh);
+  f.ddt.resize(H);
+  f.dlog_dt.resize(H);
+  for (int n = 0; n < Nh; ++n) {
+    f.dLambda(n) = fd_complex([&](cdouble x) { auto mm = m; mm.Lambda(n) = x;
+                                               return dplr_loss(mm, dt, Cp, W); }, m.Lambda(n));
+    f.dB(n) = fd_complex([&](cdouble x) { auto mm = m; mm.B(n) = x;
+                                          return dplr_loss(mm, dt, Cp, W); }, m.B(n));
+    for (int q = 0; q < r; ++q)
+      f.dP(n, q) = fd_complex([&](cdouble x) { auto mm = m; mm.P(n, q) = x;
+                                               return dplr_loss(mm, dt, Cp, W); }, m.P(n, q));
+    for (Eigen::Index h = 0; h < H; ++h)
+      f.dCp(h, n) = fd_complex([&](cdouble x) { CMat c = Cp; c(h, n) = x;
+                                                return dplr_loss(m, dt, c, W); }, Cp(h, n));
+  }
+  for (Eigen::Index h = 0; h < H; ++h) {
+    // A relative step for Δ (see the note above the first DPLR test).
+    const double st = 1e-6 * dt(h);
+    Vec a = dt, b = dt;
+    a(h) += st;
+    b(h) -= st;
+    f.ddt(h) = (dplr_loss(m, a, Cp, W) - dplr_loss(m, b, Cp, W)) / (2 * st);
+    f.dlog_dt(h) = fd([&](double x) { Vec d = dt; d(h) = std::exp(x);
+                                      return dplr_loss(m, d, Cp, W); }, std::log(dt(h)));
+  }
+  return f;
 }
 
 }  // namespace
@@ -197,6 +243,136 @@ TEST_CASE("S4D layer backward: Λ, B̃, C̃, Δ, D and u of y = K̄ * u + D u, e
           << std::abs(g.kernel.dLambda(0) - fl0) / std::abs(fl0) << " (tol 1e-6)");
 }
 
+// The step: h = 1e-6·max(1, |p|) (step_of); the central difference errs by h²|ℓ⁽³⁾|/6 plus
+// ε|ℓ|/h. The resolvents 1/(g − λ) peak at 1/|Re λ| ≤ 10 (Re λ ≤ −0.1 in random_dplr) where
+// Im λ ≈ 2t/Δ, each derivative costing one more such factor, so ℓ⁽³⁾ is at most ~10⁴ times
+// the gradient's scale: truncation ≲ 2e-9 and rounding ~1e-10·|ℓ|, both far below the 1e-6
+// tolerance. Δ enters through g = 2it/Δ, so the k-th derivative in Δ scales as Δ^{−k}: Δ gets
+// the relative step h = 1e-6·Δ (truncation ~(h/Δ)² ~ 1e-12 relative, rounding ε|ℓ|/h ~ 2e-9
+// at Δ = 0.05). With step_of's absolute 1e-6 the Δ = 0.05 channel measured 1.2e-7, converging
+// as h² (6.8e-4 at 1e-5, 6.6e-8 at 1e-7 absolute on ∂ℓ/∂Δ = 57): truncation, not the gradient.
+// The MESSAGE lines print the measured errors.
+TEST_CASE("S4 DPLR kernel backward (G22, G23): every gradient against finite differences") {
+  const int Nh = 4, H = 3;
+  const Vec dt = (Vec(H) << 0.05, 0.3, 1.1).finished();
+  for (int r : {0, 1, 2})
+    for (Eigen::Index L : {16, 15}) {
+      CAPTURE(r);
+      CAPTURE(L);
+      const s4::Dplr m = s4::random_dplr(Nh, r, 31 + std::uint64_t(r));
+      const CMat Cp = s4::random_C(H, Nh, 32);  // C̄' itself, the parameter S4 trains
+      const Signals<double> W = random_signals(H, L, 33);
+      const auto g = grad::dplr_kernels_backward(m, dt, Cp, W, 1);
+      const auto f = dplr_fd(m, dt, Cp, W);
+      REQUIRE(g.dP.rows() == Nh);
+      REQUIRE(g.dP.cols() == r);
+      const double eP = r > 0 ? rel_to_max(g.dP, f.dP) : 0.0;
+      CHECK(rel_to_max(g.dLambda, f.dLambda) <= kFdTol);
+      CHECK(eP <= kFdTol);
+      CHECK(rel_to_max(g.dB, f.dB) <= kFdTol);
+      CHECK(rel_to_max(g.dCp, f.dCp) <= kFdTol);
+      CHECK(rel_to_max(g.ddt, f.ddt) <= kFdTol);
+      CHECK(rel_to_max(g.dlog_dt, f.dlog_dt) <= kFdTol);
+      MESSAGE("DPLR r = " << r << ", L = " << L << ": dΛ " << rel_to_max(g.dLambda, f.dLambda)
+              << ", dP̃ " << eP << ", dB̃ " << rel_to_max(g.dB, f.dB) << ", dC̄' "
+              << rel_to_max(g.dCp, f.dCp) << ", dΔ " << rel_to_max(g.ddt, f.ddt) << ", dlogΔ "
+              << rel_to_max(g.dlog_dt, f.dlog_dt) << " (tol 1e-6)");
+      // Channels on threads: the same bits (per-channel parts summed in channel order).
+      const auto g2 = grad::dplr_kernels_backward(m, dt, Cp, W, 2);
+      CHECK(g2.dLambda == g.dLambda);
+      CHECK(g2.dP == g.dP);
+      CHECK(g2.dB == g.dB);
+      CHECK(g2.dCp == g.dCp);
+      CHECK(g2.ddt == g.ddt);
+    }
+}
+
+TEST_CASE("S4 DPLR kernel backward: the shortest lengths, L = 1, 2, 3 (z = 1 alone, then z = −1)") {
+  const s4::Dplr m = s4::random_dplr(3, 1, 41);
+  const Vec dt = (Vec(2) << 0.2, 0.7).finished();
+  const CMat Cp = s4::random_C(2, 3, 42);
+  for (Eigen::Index L : {1, 2, 3}) {
+    CAPTURE(L);
+    const Signals<double> W = random_signals(2, L, 43);
+    const auto g = grad::dplr_kernels_backward(m, dt, Cp, W);
+    const auto f = dplr_fd(m, dt, Cp, W);
+    CHECK(rel_to_max(g.dLambda, f.dLambda) <= kFdTol);
+    CHECK(rel_to_max(g.dP, f.dP) <= kFdTol);
+    CHECK(rel_to_max(g.dB, f.dB) <= kFdTol);
+    CHECK(rel_to_max(g.dCp, f.dCp) <= kFdTol);
+    if (L == 1) {  // K̄_0 = K̂(1) = C̄'(−Ã)⁻¹B̃ (g = 0) does not depend on Δ
+      CHECK(g.ddt.cwiseAbs().maxCoeff() == 0.0);
+      CHECK(f.ddt.cwiseAbs().maxCoeff() <= 1e-8);  // rounding ε|ℓ|/h only
+    } else {
+      CHECK(rel_to_max(g.ddt, f.ddt) <= kFdTol);
+    }
+  }
+}
+
+TEST_CASE("S4 DPLR kernel backward at rank 0 equals the bilinear S4D backward through C̄'") {
+  // With no P̃ and C̄' = C̃(1 − z^L), z = (1 + Δλ/2)w, w = 1/(1 − Δλ/2), the DPLR kernel is the
+  // bilinear S4D kernel of C̃ (S2, Q1). C̄' depends on C̃, λ and Δ, so the S4D gradients are the
+  // DPLR ones plus the chain through C̄': ∂C̄'/∂C̃ = 1 − z^L, ∂C̄'/∂λ = −C̃ L z^{L−1} Δw²,
+  // ∂C̄'/∂Δ = −C̃ L z^{L−1} λw² (G13), each entering as grad p += conj(∂C̄'/∂p) grad C̄'.
+  const int Nh = 5, H = 3;
+  const s4::Dplr m = random_s4d(s4::S4DInit::Inv, 2 * Nh, 51);
+  const Vec dt = (Vec(H) << 0.01, 0.08, 0.4).finished();
+  const CMat C = s4::random_C(H, Nh, 52);
+  for (Eigen::Index L : {24, 17}) {
+    CAPTURE(L);
+    const Signals<double> W = random_signals(H, L, 53);
+    CMat Cp(H, Nh), dCp_dlam(H, Nh), dCp_ddt(H, Nh), dCp_dC(H, Nh);
+    for (int h = 0; h < H; ++h)
+      for (int n = 0; n < Nh; ++n) {
+        const cdouble l = m.Lambda(n), w = 1.0 / (1.0 - 0.5 * dt(h) * l);
+        const cdouble z = (1.0 + 0.5 * dt(h) * l) * w, zl1 = std::pow(z, int(L - 1));
+        dCp_dC(h, n) = 1.0 - zl1 * z;
+        Cp(h, n) = C(h, n) * dCp_dC(h, n);
+        dCp_dlam(h, n) = -C(h, n) * double(L) * zl1 * dt(h) * w * w;
+        dCp_ddt(h, n) = -C(h, n) * double(L) * zl1 * l * w * w;
+      }
+    Signals<double> K4, K4d;
+    s4::CauchyKernel<double>(m, std::size_t(L))(dt, Cp, K4);
+    s4::s4d_kernels<double>(m, dt, C, std::size_t(L), Method::Bilinear, K4d);
+    REQUIRE(rel_to_max(K4, K4d) <= 1e-12);  // the same kernel
+    const auto g = grad::dplr_kernels_backward(m, dt, Cp, W, 2);
+    const auto s = grad::s4d_kernels_backward(m, dt, C, W, Method::Bilinear, 2);
+    const CMat dC = dCp_dC.conjugate().cwiseProduct(g.dCp);
+    const CVec dLam =
+        g.dLambda + dCp_dlam.conjugate().cwiseProduct(g.dCp).colwise().sum().transpose();
+    const Vec ddt = g.ddt + dCp_ddt.conjugate().cwiseProduct(g.dCp).rowwise().sum().real();
+    CHECK(rel_to_max(dC, s.dC) <= 1e-10);
+    CHECK(rel_to_max(g.dB, s.dB) <= 1e-10);
+    CHECK(rel_to_max(dLam, s.dLambda) <= 1e-10);
+    CHECK(rel_to_max(ddt, s.ddt) <= 1e-10);
+    MESSAGE("DPLR r = 0 vs S4D bilinear, L = " << L << ": dC̃ " << rel_to_max(dC, s.dC)
+            << ", dB̃ " << rel_to_max(g.dB, s.dB) << ", dΛ " << rel_to_max(dLam, s.dLambda)
+            << ", dΔ " << rel_to_max(ddt, s.ddt));
+  }
+}
+
+TEST_CASE("S4 DPLR kernel backward: the finite-difference comparison catches a wrong gradient") {
+  // The checks above can fail: a gradient with one entry's sign flipped, or one entry
+  // conjugated (a conj in the wrong place), is rejected by the same comparison.
+  const s4::Dplr m = s4::random_dplr(4, 2, 61);
+  const Vec dt = (Vec(2) << 0.1, 0.6).finished();
+  const CMat Cp = s4::random_C(2, 4, 62);
+  const Signals<double> W = random_signals(2, 16, 63);
+  const auto g = grad::dplr_kernels_backward(m, dt, Cp, W);
+  const auto f = dplr_fd(m, dt, Cp, W);
+  REQUIRE(rel_to_max(g.dP, f.dP) <= kFdTol);
+  REQUIRE(rel_to_max(g.dLambda, f.dLambda) <= kFdTol);
+  CMat flipped = g.dP;
+  flipped(1, 0) = -flipped(1, 0);
+  CHECK(rel_to_max(flipped, f.dP) > 1e3 * kFdTol);
+  CVec conjugated = g.dLambda;
+  conjugated(2) = std::conj(conjugated(2));
+  CHECK(rel_to_max(conjugated, f.dLambda) > 1e3 * kFdTol);
+  Vec ddt = g.ddt;
+  ddt(0) = -ddt(0);
+  CHECK(rel_to_max(ddt, f.ddt) > 1e3 * kFdTol);
+}
+
 TEST_CASE("kernel and convolution backward: bad input is refused with the argument named") {
   const s4::Dplr m = s4::s4d_init(s4::S4DInit::Lin, 4);
   const Vec dt = Vec::Constant(2, 0.1);
@@ -221,4 +397,29 @@ TEST_CASE("kernel and convolution backward: bad input is refused with the argume
             .find("dY must be 2 × 10, got 2 × 9") != std::string::npos);
   CHECK(msg([&] { grad::conv_backward<double>(fft, K, random_signals(2, 11, 5), U, nullptr, a, b); })
             .find("U must be 2 × 10") != std::string::npos);
+  // The DPLR kernel's backward.
+  const s4::Dplr md = s4::random_dplr(3, 1, 7);
+  const CMat Cp = s4::random_C(2, 3, 8);
+  Signals<double> dK2 = random_signals(2, 10, 9);
+  CHECK(msg([&] { grad::dplr_kernels_backward(md, dt, Cp, random_signals(3, 10, 2)); })
+            .find("dK must have H = 2 rows") != std::string::npos);
+  CHECK(msg([&] { grad::dplr_kernels_backward(md, dt, CMat(Cp.leftCols(2)), dK2); })
+            .find("Cp must be 2 × 3, got 2 × 2") != std::string::npos);
+  CHECK(msg([&] { grad::dplr_kernels_backward(md, Vec::Constant(2, 0.0), Cp, dK2); })
+            .find("dt[0] must be finite and > 0") != std::string::npos);
+  CHECK(msg([&] { grad::dplr_kernels_backward(md, (Vec(2) << 0.1, NAN).finished(), Cp, dK2); })
+            .find("dt[1] must be finite and > 0") != std::string::npos);
+  CMat Cp_nan = Cp;
+  Cp_nan(1, 2) = cdouble(0.0, INFINITY);
+  CHECK(msg([&] { grad::dplr_kernels_backward(md, dt, Cp_nan, dK2); })
+            .find("Cp has a non-finite entry") != std::string::npos);
+  s4::Dplr bad_model = md;
+  bad_model.B.resize(2);
+  CHECK(msg([&] { grad::dplr_kernels_backward(bad_model, dt, Cp, dK2); })
+            .find("dplr_kernels_backward: DPLR model: B̃ must have Nh = 3") != std::string::npos);
+  CHECK(msg([&] { grad::dplr_kernels_backward(md, Vec(0), CMat(0, 3), Signals<double>(0, 10)); })
+            .find("no channels") != std::string::npos);
+  dK2(0, 4) = INFINITY;
+  CHECK(msg([&] { grad::dplr_kernels_backward(md, dt, Cp, dK2); })
+            .find("dplr_kernels_backward: dK has a non-finite entry") != std::string::npos);
 }

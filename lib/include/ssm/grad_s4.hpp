@@ -1,5 +1,6 @@
-// ssm/grad_s4.hpp — stage 8a, learning: the backward passes of the FFT convolution (K2) and of
-// the S4D kernel (Q1), so an S4D layer y = K̄ * u + D u trains end to end.
+// ssm/grad_s4.hpp — stage 8a, learning: the backward passes of the FFT convolution (K2), of the
+// S4D kernel (Q1) and of the S4 DPLR kernel (S2–S5), so an S4D layer y = K̄ * u + D u trains end
+// to end and S4's kernel has its gradients.
 //
 // Every function here takes ∂loss/∂(its outputs) and returns ∂loss/∂(its inputs), with the
 // shapes of the forward's arrays. A complex parameter p = a + ib (λ, B̃, C̃) gets the gradient
@@ -26,15 +27,36 @@
 //       Bilinear, with w = 1/(1 − Δλ/2): z = (1 + Δλ/2) w, b = Δ w:
 //       ∂z/∂λ = Δ w², ∂z/∂Δ = λ w², ∂b/∂λ = (Δ²/2) w², ∂b/∂Δ = w².
 //
+// (G22) S4 (DPLR) kernel, CauchyKernel (S2–S5). At the ⌊L/2⌋ + 1 points z_j, t_j = tan(πj/L),
+//       g_j = (2i/Δ) t_j, the half spectrum is X_j = (1 + it_j) W_j (2/(1 + z) = 1 + it),
+//       W = k₀₀ − u M⁻¹ w, M = I + k₁₁, u = k₀₁ (1 × r), w = k₁₀ (r × 1), each sum over both
+//       halves of the pairs: k_ab = Σ_n v_ab,n e_n + conj(v_ab,n) e'_n, e_n = 1/(g − λ_n),
+//       e'_n = 1/(g − conj λ_n), v_ab = left_a right_b, left = (C̄', conj P̃), right = (B̃, P̃);
+//       for even L, X_{L/2} = Δ Re Σ_n C̄'_n B̃_n (the limit z → −1). K̄ = (1/L) irfft(X).
+//       Backward, F = DFT(dK̄) (a forward FFT), c_j = 1 at j = 0 and j = L/2, 2 between:
+//       grad X_j = (c_j/L) F_j,  grad W = (1 − it) grad X,  and with x = u M⁻¹, y = M⁻¹ w
+//       (W is holomorphic in the k's): G₀₀ = grad W, G_0b = −conj(y_b) grad W,
+//       G_a0 = −conj(x_a) grad W, G_ab = conj(x_a y_b) grad W  (G_ab = grad k_ab).
+// (G23) Each k_ab is holomorphic in v, λ in its first half and antiholomorphic in its second
+//       (the conjugate modes). With σ_n = Σ_ab conj(v_ab,n) G_ab, τ_n = Σ_ab v_ab,n G_ab:
+//       grad v_ab,n += conj(e_n) G_ab + e'_n conj(G_ab),
+//       grad λ_n += conj(e_n)² σ_n + e'_n² conj(τ_n),
+//       ∂ℓ/∂Δ += Re(g (e_n² conj(σ_n) + e'_n² conj(τ_n)))/Δ   (∂g/∂Δ = −g/Δ).
+//       Then v = left·right: grad right_b += conj(left_a) grad v_ab (B̃, P̃_b), grad C̄' +=
+//       conj(right_b) grad v_0b, and through left_a = conj P̃_a (Wirtinger: ∂/∂conj P̃):
+//       grad P̃_a += conj(grad v_ab) right_b. At z = −1 (even L), γ = F_{L/2}/L (real):
+//       grad C̄'_n += γΔ conj(B̃_n), grad B̃_n += γΔ conj(C̄'_n), ∂ℓ/∂Δ += γ Re Σ_n C̄'_n B̃_n.
+//       Shared Λ, P̃, B̃ sum their gradients over the channels; S4 trains C̄' itself (S2).
+//
 // Costs. conv_backward: two FFT convolutions, O(H L log L) time, O(H L) memory for dK̄ and du
 // (plus FFTConv's per-thread buffers). s4d_kernels_backward: O(H Nh L) complex multiply-adds
 // (two Horner chains per mode), the same order as the forward, and O(H Nh) memory beside dK̄.
 // The forward drops the terms of a mode once |z_n|^k < ε² (s4.cpp); the backward keeps them:
-// the difference is below the forward's own rounding.
-//
-// Not here: the backward of the DPLR (Cauchy–Woodbury) kernel of full S4 (S2–S4). Its inputs
-// reach K̄ through C̄' = C̃(I − Ā^L) and the inverse FFT of the Woodbury-corrected Cauchy sums;
-// S4 itself trains C̄' directly for that reason. It is left for a later step of stage 8a.
+// the difference is below the forward's own rounding. dplr_kernels_backward: one FFT of size L
+// per channel, then per point O(Nh (r+1)²) for the sums, O(r³) for the r × r inverse and
+// O(Nh (r+1)²) for (G23): O(H (Nh (r+1)² + r³) L/2 + H L log L) time in complex double, the
+// forward's order; O(H Nh r) memory for the per-channel gradients (summed in channel order,
+// so the result does not depend on `threads`) and O(L + Nh (r+1)²) scratch per thread.
 #pragma once
 
 #include "ssm/convolution.hpp"
@@ -75,6 +97,23 @@ struct S4DKernelGrads {
 // method ZOH or Bilinear. Channels run on `threads` threads.
 S4DKernelGrads s4d_kernels_backward(const s4::Dplr& m, const Vec& dt, const CMat& C,
                                     const Signals<double>& dK, Method method, int threads = 1);
+
+// Gradients of the S4 (DPLR) kernels of H channels sharing (Λ, P̃, B̃), each with its Δ_h and
+// its row C̄'_h (the parameter S4 trains in place of C̃, S2).
+struct DplrKernelGrads {
+  CVec dLambda;  // (Nh): summed over the channels
+  CMat dP;       // (Nh, r): summed over the channels
+  CVec dB;       // (Nh): summed over the channels
+  CMat dCp;      // (H, Nh)
+  Vec ddt;       // (H): ∂loss/∂Δ_h
+  Vec dlog_dt;   // (H): ∂loss/∂log Δ_h = Δ_h ∂loss/∂Δ_h
+};
+
+// (G22, G23) The backward of s4::CauchyKernel<double>(m, L)(dt, Cp, K) with L = dK.cols():
+// dt (H) finite and > 0, Cp (H, Nh) finite, dK (H, L) finite; m as make_dplr accepts it.
+// Channels run on `threads` threads.
+DplrKernelGrads dplr_kernels_backward(const s4::Dplr& m, const Vec& dt, const CMat& Cp,
+                                      const Signals<double>& dK, int threads = 1);
 
 // An S4D layer Y = K̄(Λ, B̃, Δ, C̃) * U + D U (s4d_kernels, then FFTConv) and its backward.
 struct S4DLayerGrads {
