@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "elementwise.hpp"
+#include "ssm/vmath.hpp"
 #include "weight_checks.hpp"
 
 namespace ssm {
@@ -116,6 +117,32 @@ struct BlockActs {
   std::vector<T> y;  // (d_inner, L)  the gated scan output
 };
 
+// y = silu(a) over n values (M4): simd::silu in float, std::exp in double.
+template <class T>
+void silu_all(const T* a, T* y, std::size_t n) {
+  if constexpr (std::is_same_v<T, float>)
+    simd::map<simd::f32x16>(y, n, [](simd::f32x16 v) { return simd::silu(v); }, a);
+  else
+    for (std::size_t i = 0; i < n; ++i) y[i] = silu(a[i]);
+}
+
+inline float exp_of(float x) { return std::exp(x); }
+inline double exp_of(double x) { return std::exp(x); }
+inline simd::f32x16 exp_of(simd::f32x16 x) { return simd::exp(x); }
+
+// dx = dy ∘ silu'(a), silu'(a) = σ(a)(1 + a(1 − σ(a))) (G16, G1), over n values.
+template <class T>
+void silu_backward_all(const T* a, const T* dy, T* dx, std::size_t n) {
+  auto one = [](auto v, auto g) {
+    const auto s = T(1) / (T(1) + exp_of(-v));
+    return g * (s * (T(1) + v * (T(1) - s)));
+  };
+  if constexpr (std::is_same_v<T, float>)
+    simd::map<simd::f32x16>(dx, n, one, a, dy);
+  else
+    for (std::size_t i = 0; i < n; ++i) dx[i] = one(a[i], dy[i]);
+}
+
 // scan: the block's scan parameters, already made from w by an LM that validated w (its
 // WeightsCache); null: w is validated here and the parameters made (the public functions).
 template <class T>
@@ -134,7 +161,8 @@ void block_activations(const MambaConfig& cfg, const MambaBlockWeights<T>& w, co
   const Signals<T> xz = s.h * w.in_proj.transpose();  // (L, 2·d_inner): x | z
   s.x1 = xz.leftCols(di);
   causal_conv1d(s.x1, w.conv_w, w.conv_b, s.a);
-  s.xc = s.a.unaryExpr([](T v) { return silu(v); });
+  s.xc.resize(L, di);
+  silu_all(s.a.data(), s.xc.data(), std::size_t(s.a.size()));
   s.xdbl = s.xc * w.x_proj.transpose();
   const Signals<T> draw = s.xdbl.leftCols(R) * w.dt_proj.transpose();  // (L, d_inner)
   if (scan) {
@@ -153,11 +181,6 @@ void block_activations(const MambaConfig& cfg, const MambaBlockWeights<T>& w, co
   s.y = run_scan(*s.p, s.in, opt);
 }
 
-template <class T>
-T dsilu(T x) {  // silu'(x) = σ(x)(1 + x(1 − σ(x)))  (G1)
-  const T s = T(1) / (T(1) + std::exp(-x));
-  return s * (T(1) + x * (T(1) - s));
-}
 
 }  // namespace
 
@@ -223,13 +246,16 @@ void causal_conv1d(const Signals<T>& X, const MatT<T>& w, const VecT<T>& b, Sign
   });
   const Eigen::Index L = X.rows(), C = X.cols(), K = w.cols();
   Signals<T> y(L, C);
-  for (Eigen::Index t = 0; t < L; ++t)
-    for (Eigen::Index c = 0; c < C; ++c) {
-      T acc = b(c);  // (G16) Y_{t,c} = b_c + Σ_k w_{c,k} X_{t−K+1+k, c}
-      for (Eigen::Index k = std::max<Eigen::Index>(0, K - 1 - t); k < K; ++k)
-        acc += w(c, k) * X(t - (K - 1) + k, c);
-      y(t, c) = acc;
+  // (G16) Y_{t,c} = b_c + Σ_k w_{c,k} X_{t−K+1+k, c}, the sum in increasing k; the channels
+  // run innermost, contiguous in X's and Y's rows and in w's columns (vectorized).
+  for (Eigen::Index t = 0; t < L; ++t) {
+    T* yt = y.row(t).data();
+    for (Eigen::Index c = 0; c < C; ++c) yt[c] = b(c);
+    for (Eigen::Index k = std::max<Eigen::Index>(0, K - 1 - t); k < K; ++k) {
+      const T *xs = X.row(t - (K - 1) + k).data(), *wk = w.col(k).data();
+      for (Eigen::Index c = 0; c < C; ++c) yt[c] += wk[c] * xs[c];
     }
+  }
   Y = std::move(y);
 }
 
@@ -249,16 +275,20 @@ void causal_conv1d_backward(const Signals<T>& X, const MatT<T>& w, const Signals
   MatT<T> dwt = MatT<T>::Zero(C, K);
   VecT<T> dbt = VecT<T>::Zero(C);
   // (G16) Each forward term w_{c,k} X_{s,c} (s = t − K + 1 + k) sends dY_{t,c} to both factors.
-  for (Eigen::Index t = 0; t < L; ++t)
-    for (Eigen::Index c = 0; c < C; ++c) {
-      const T g = dY(t, c);
-      dbt(c) += g;
-      for (Eigen::Index k = std::max<Eigen::Index>(0, K - 1 - t); k < K; ++k) {
-        const Eigen::Index s = t - (K - 1) + k;
-        dx(s, c) += g * w(c, k);
-        dwt(c, k) += g * X(s, c);
+  // Channels innermost (contiguous rows and columns, vectorized); every sum still runs in t.
+  for (Eigen::Index t = 0; t < L; ++t) {
+    const T* g = dY.row(t).data();
+    for (Eigen::Index c = 0; c < C; ++c) dbt(c) += g[c];
+    for (Eigen::Index k = std::max<Eigen::Index>(0, K - 1 - t); k < K; ++k) {
+      const Eigen::Index s = t - (K - 1) + k;
+      T *dxs = dx.row(s).data(), *dwk = dwt.col(k).data();
+      const T *xs = X.row(s).data(), *wk = w.col(k).data();
+      for (Eigen::Index c = 0; c < C; ++c) {
+        dxs[c] += g[c] * wk[c];
+        dwk[c] += g[c] * xs[c];
       }
     }
+  }
   dX = std::move(dx);
   dw = std::move(dwt);
   db = std::move(dbt);
@@ -270,7 +300,9 @@ void silu_backward(const Signals<T>& X, const Signals<T>& dY, Signals<T>& dX) {
     return "silu_backward: dY is " + shape_of(dY.rows(), dY.cols()) + ", expected X's " +
            shape_of(X.rows(), X.cols());
   });
-  dX = dY.cwiseProduct(X.unaryExpr([](T v) { return dsilu(v); }));  // (G16, G1)
+  Signals<T> dx(X.rows(), X.cols());
+  silu_backward_all(X.data(), dY.data(), dx.data(), std::size_t(X.size()));  // (G16, G1)
+  dX = std::move(dx);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,10 +318,13 @@ namespace {
 
 // The block's forward and backward with the scan parameters given (null: validate w and make
 // them): the public functions below, and MambaLM with its cached ones.
+// keep, when not null, receives the activations (the backward's, so it need not recompute them).
 template <class T>
 void block_forward(const MambaConfig& cfg, const MambaBlockWeights<T>& w, const Signals<T>& X,
-                   Signals<T>& Out, const MambaRunOptions& opt, const ScanParams<T>* scan) {
-  BlockActs<T> s;
+                   Signals<T>& Out, const MambaRunOptions& opt, const ScanParams<T>* scan,
+                   BlockActs<T>* keep = nullptr) {
+  BlockActs<T> local;
+  BlockActs<T>& s = keep ? *keep : local;
   block_activations(cfg, w, X, s, opt, scan);
   // out = X + y W_outᵀ, y (d_inner, L) from the scan.
   Signals<T> out = X + transposed(s.y, cfg.d_inner(), X.rows()) * w.out_proj.transpose();
@@ -299,14 +334,18 @@ void block_forward(const MambaConfig& cfg, const MambaBlockWeights<T>& w, const 
 template <class T>
 void block_backward(const MambaConfig& cfg, const MambaBlockWeights<T>& w, const Signals<T>& X,
                     const Signals<T>& dOut, Signals<T>& dX, MambaBlockGrads<T>& grads,
-                    const MambaRunOptions& opt, const ScanParams<T>* scan) {
+                    const MambaRunOptions& opt, const ScanParams<T>* scan,
+                    const BlockActs<T>* kept = nullptr) {
   require(dOut.rows() == X.rows() && dOut.cols() == X.cols(), [&] {
     return "Mamba block backward: dOut is " + shape_of(dOut.rows(), dOut.cols()) +
            ", expected X's (L, d_model) = " + shape_of(X.rows(), X.cols());
   });
   require(dOut.allFinite(), "Mamba block backward: dOut holds non-finite values");
-  BlockActs<T> s;
-  block_activations(cfg, w, X, s, opt, scan);  // the forward again (nothing was kept)
+  // The forward's activations: kept by the caller's forward (block_forward's keep, from this
+  // X and these weights), or recomputed from X.
+  BlockActs<T> local;
+  if (!kept) block_activations(cfg, w, X, local, opt, scan);
+  const BlockActs<T>& s = kept ? *kept : local;
   const Eigen::Index L = X.rows(), di = cfg.d_inner(), N = cfg.d_state, R = cfg.rank();
   MambaBlockGrads<T> g;
 
@@ -482,17 +521,27 @@ std::shared_ptr<const typename MambaLM<T>::Prepared> MambaLM<T>::check(
   });
 }
 
+// What loss_and_grad's forward keeps for the backward: every block's input and activations.
 template <class T>
-void MambaLM<T>::body(const std::vector<int>& tokens, Signals<T>& xf,
-                      std::vector<Signals<T>>* inputs, const Prepared& prep,
-                      const MambaRunOptions& opt) const {
+struct MambaLM<T>::Kept {
+  std::vector<Signals<T>> inputs;
+  std::vector<BlockActs<T>> acts;
+};
+
+template <class T>
+void MambaLM<T>::body(const std::vector<int>& tokens, Signals<T>& xf, Kept* keep,
+                      const Prepared& prep, const MambaRunOptions& opt) const {
   const auto L = static_cast<Eigen::Index>(tokens.size());
   Signals<T> x(L, cfg_.d_model);
   for (Eigen::Index t = 0; t < L; ++t) x.row(t) = w_.embedding.row(tokens[std::size_t(t)]);
-  if (inputs) inputs->clear();
+  if (keep) {
+    keep->inputs.resize(w_.blocks.size());
+    keep->acts.resize(w_.blocks.size());  // sized once: acts[l].p may point into acts[l]
+  }
   for (std::size_t l = 0; l < w_.blocks.size(); ++l) {
-    if (inputs) inputs->push_back(x);
-    block_forward(cfg_, w_.blocks[l], x, x, opt, &prep.scan[l]);  // x ← x + M8(RMSNorm(x))
+    if (keep) keep->inputs[l] = x;
+    // x ← x + M8(RMSNorm(x))
+    block_forward(cfg_, w_.blocks[l], x, x, opt, &prep.scan[l], keep ? &keep->acts[l] : nullptr);
   }
   xf = std::move(x);
 }
@@ -521,9 +570,9 @@ template <class T>
 double MambaLM<T>::loss_and_grad(const std::vector<int>& tokens, const std::vector<int>& targets,
                                  MambaLMWeights<T>& grads, const MambaRunOptions& opt) const {
   const auto prep = check(tokens, &targets);
-  std::vector<Signals<T>> inputs;  // every block's input (n_layers · L · d_model)
+  Kept kept;  // every block's input and activations
   Signals<T> xf, hf, dlog;
-  body(tokens, xf, &inputs, *prep, opt);
+  body(tokens, xf, &kept, *prep, opt);
   rms_norm(xf, w_.norm_f, cfg_.rms_eps, hf);
   const Signals<T> lg = hf * head().transpose();
   const double l = softmax_cross_entropy(lg, targets, &dlog);
@@ -542,7 +591,8 @@ double MambaLM<T>::loss_and_grad(const std::vector<int>& tokens, const std::vect
   rms_norm_backward(xf, w_.norm_f, cfg_.rms_eps, dhf, dx, g.norm_f);  // (G14)
   g.blocks.resize(w_.blocks.size());
   for (std::size_t b = w_.blocks.size(); b-- > 0;) {  // (G17), last block first
-    block_backward(cfg_, w_.blocks[b], inputs[b], dx, dprev, g.blocks[b], opt, &prep->scan[b]);
+    block_backward(cfg_, w_.blocks[b], kept.inputs[b], dx, dprev, g.blocks[b], opt,
+                   &prep->scan[b], &kept.acts[b]);
     std::swap(dx, dprev);
   }
   // x_0 row t = embedding row tokens[t]: a repeated token sums its rows' gradients.

@@ -538,19 +538,10 @@ constexpr std::size_t kBatchMaxL = 128;
 // so every value takes the same formula), the exact std::erfc in double.
 template <class T>
 void normal_cdf_all(const T* y, T* phi, std::size_t n) {
-  if constexpr (std::is_same_v<T, float>) {
-    constexpr std::size_t W = simd::kLanes<float>;
-    std::size_t i = 0;
-    for (; i + W <= n; i += W) simd::store(phi + i, simd::normal_cdf(simd::load<simd::f32x16>(y + i)));
-    if (i < n) {
-      float buf[W] = {};
-      std::copy(y + i, y + n, buf);
-      const simd::f32x16 r = simd::normal_cdf(simd::load<simd::f32x16>(buf));
-      for (std::size_t j = 0; i + j < n; ++j) phi[i + j] = r[j];
-    }
-  } else {
+  if constexpr (std::is_same_v<T, float>)
+    simd::map<simd::f32x16>(phi, n, [](simd::f32x16 v) { return simd::normal_cdf(v); }, y);
+  else
     for (std::size_t i = 0; i < n; ++i) phi[i] = std_normal_cdf(y[i]);
-  }
 }
 
 // dY = dG ∘ GELU'(Y) = dG ∘ (Φ(Y) + Y φ(Y)), φ(y) = e^{−y²/2}/√(2π) (simd::exp in float).
@@ -558,21 +549,12 @@ template <class T>
 void gelu_backward_all(const T* y, const T* phi, const T* dg, T* dy, std::size_t n) {
   if constexpr (std::is_same_v<T, float>) {
     using V = simd::f32x16;
-    constexpr std::size_t W = simd::kLanes<float>;
-    auto one = [](V yv, V pv, V gv) {
-      return gv * (pv + yv * float(kInvSqrt2Pi) * simd::exp(-0.5f * yv * yv));
-    };
-    std::size_t i = 0;
-    for (; i + W <= n; i += W)
-      simd::store(dy + i, one(simd::load<V>(y + i), simd::load<V>(phi + i), simd::load<V>(dg + i)));
-    if (i < n) {
-      float by[W] = {}, bp[W] = {}, bg[W] = {};
-      std::copy(y + i, y + n, by);
-      std::copy(phi + i, phi + n, bp);
-      std::copy(dg + i, dg + n, bg);
-      const V r = one(simd::load<V>(by), simd::load<V>(bp), simd::load<V>(bg));
-      for (std::size_t j = 0; i + j < n; ++j) dy[i + j] = r[j];
-    }
+    simd::map<V>(
+        dy, n,
+        [](V yv, V pv, V gv) {
+          return gv * (pv + yv * float(kInvSqrt2Pi) * simd::exp(-0.5f * yv * yv));
+        },
+        y, phi, dg);
   } else {
     for (std::size_t i = 0; i < n; ++i) dy[i] = dg[i] * gelu_grad(y[i], phi[i]);
   }

@@ -82,7 +82,7 @@ void causal_conv1d_backward(const Signals<T>& X, const MatT<T>& w, const Signals
                             Signals<T>& dX, MatT<T>& dw, VecT<T>& db);
 
 // (G16, G1) SiLU backward: dX = dY ∘ silu'(X), silu'(x) = σ(x)(1 + x(1 − σ(x))). X, dY, dX
-// any shape, equal. O(size).
+// any shape, equal. O(size); in float the exp is simd::exp (vmath.hpp).
 template <class T>
 void silu_backward(const Signals<T>& X, const Signals<T>& dY, Signals<T>& dX);
 
@@ -203,11 +203,14 @@ class MambaLM {
   // (resized to the weights' shapes and overwritten, not accumulated): dlogits = (softmax −
   // onehot)/n on kept positions, the head, the final norm (G14), the blocks last to first (G17),
   // the embedding's rows scatter-added; a tied embedding adds the head's gradient.
-  // Cost: logits() once, then per block the recompute and the backward (mamba_block_backward):
-  // about 4–6× logits() (estimated from the flop counts).
-  // Memory beyond the weights and grads: the input of every block and of the final norm
-  // ((n_layers + 1)·L·d_model), the final norm's output and its gradient (2·L·d_model), the
-  // logits and their gradient (2·L·vocab), and one block's backward scratch at a time.
+  // Cost: logits() once, then per block the backward (mamba_block_backward without its
+  // recompute: the forward keeps every block's activations): about 3–5× logits() (estimated
+  // from the flop counts).
+  // Memory beyond the weights and grads: the input and the activations of every block
+  // (n_layers·L·(2·d_model + 7·d_inner + dt_rank + 4N), listed at mamba_block_backward) and the
+  // final norm's input, the final norm's output and its gradient (3·L·d_model), the logits and
+  // their gradient (2·L·vocab), and one block's gradient scratch at a time: O(n_layers·L·(d_model
+  // + d_inner + N)), still never O(L·d_inner·N).
   // Throws Error when tokens is empty, targets' size differs, a token is outside [0, vocab), a
   // target outside [−1, vocab), every target is −1, or a weight has a wrong shape / non-finite
   // value.
@@ -222,10 +225,12 @@ class MambaLM {
   // Checks tokens (and targets), and the weights when they changed (cache_); Error as listed.
   std::shared_ptr<const Prepared> check(const std::vector<int>& tokens,
                                         const std::vector<int>* targets) const;
-  // Embedding and blocks: xf = the final norm's input (L, d_model); inputs, when not null,
-  // receives every block's input.
-  void body(const std::vector<int>& tokens, Signals<T>& xf, std::vector<Signals<T>>* inputs,
-            const Prepared& prep, const MambaRunOptions& opt) const;
+  // Every block's input and forward activations (defined in grad_mamba.cpp).
+  struct Kept;
+  // Embedding and blocks: xf = the final norm's input (L, d_model); keep, when not null,
+  // receives what the backward needs of every block.
+  void body(const std::vector<int>& tokens, Signals<T>& xf, Kept* keep, const Prepared& prep,
+            const MambaRunOptions& opt) const;
   const MatT<T>& head() const { return tied() ? w_.embedding : w_.lm_head; }
   MambaConfig cfg_;
   MambaLMWeights<T> w_;

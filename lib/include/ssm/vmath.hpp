@@ -41,6 +41,7 @@
 // gives NaN.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -388,6 +389,25 @@ template <class V>
 inline V silu(V z) {
   using T = Elem<V>;
   return z / (T(1) + exp(-z));
+}
+
+// out[i] = f(a[i], b[i], …) for i < n, with f taking and returning packs V (V = Pack<T>), one
+// pack at a time; the tail goes through one zero-padded pack, so every value takes the same
+// formula (the same bits wherever it sits in the array). out may be one of the inputs.
+template <class V, class F, class... In>
+inline void map(Elem<V>* out, std::size_t n, F&& f, const In*... in) {
+  constexpr std::size_t W = sizeof(V) / sizeof(Elem<V>);
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) store(out + i, f(load<V>(in + i)...));
+  if (i == n) return;
+  const std::size_t r = n - i;
+  auto padded = [i, r](const Elem<V>* p) {
+    V v{};
+    for (std::size_t j = 0; j < r; ++j) v[j] = p[i + j];
+    return v;
+  };
+  const V y = f(padded(in)...);
+  for (std::size_t j = 0; j < r; ++j) out[i + j] = y[j];
 }
 
 // Φ(y) = ½ erfc(−y/√2), the standard normal CDF of the exact (erf) GELU y·Φ(y) that S4D's
