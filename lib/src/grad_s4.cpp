@@ -131,43 +131,66 @@ S4DKernelGrads s4d_kernels_backward(const s4::Dplr& m, const Vec& dt, const CMat
   g.dC.resize(H, Nh);
   g.ddt.resize(H);
   CMat dLam(H, Nh), dB(H, Nh);  // per channel, summed below (no shared accumulators)
-#pragma omp parallel for num_threads(resolve_threads(threads)) schedule(static)
-  for (Eigen::Index h = 0; h < H; ++h) {
-    const double d = dt(h);
-    double ddt = 0.0;
-    for (Eigen::Index n = 0; n < Nh; ++n) {
-      const cdouble l = m.Lambda(n);
-      cdouble z, b, z_l, z_d, b_l, b_d;  // (G13)
-      if (method == Method::ZOH) {
-        z = std::exp(d * l);
-        b = (z - 1.0) / l;
-        z_l = d * z;
-        z_d = l * z;
-        b_l = (d * l * z - (z - 1.0)) / (l * l);
-        b_d = z;
-      } else {
-        const cdouble w = 1.0 / (1.0 - 0.5 * d * l);
-        z = (1.0 + 0.5 * d * l) * w;
-        b = d * w;
-        z_l = d * w * w;
-        z_d = l * w * w;
-        b_l = 0.5 * d * d * w * w;
-        b_d = w * w;
+#pragma omp parallel num_threads(resolve_threads(threads))
+  {
+    // Per mode: z = Ā, b = B̄/B̃ and their derivatives in λ and Δ (G13); the Horner sums of all
+    // modes run side by side (real and imaginary parts apart: independent chains, vectorized).
+    const std::size_t nm = std::size_t(Nh);
+    std::vector<cdouble> zv(nm), bv(nm), zl(nm), zd(nm), bl(nm), bd(nm);
+    std::vector<double> zr(nm), zi(nm), Sr(nm), Si(nm), Pr(nm), Pi(nm);
+#pragma omp for schedule(static)
+    for (Eigen::Index h = 0; h < H; ++h) {
+      const double d = dt(h);
+      for (Eigen::Index n = 0; n < Nh; ++n) {
+        const cdouble l = m.Lambda(n);
+        const auto i = std::size_t(n);
+        if (method == Method::ZOH) {
+          const cdouble z = std::exp(d * l);
+          zv[i] = z;
+          bv[i] = (z - 1.0) / l;
+          zl[i] = d * z;
+          zd[i] = l * z;
+          bl[i] = (d * l * z - (z - 1.0)) / (l * l);
+          bd[i] = z;
+        } else {
+          const cdouble w = 1.0 / (1.0 - 0.5 * d * l);
+          zv[i] = (1.0 + 0.5 * d * l) * w;
+          bv[i] = d * w;
+          zl[i] = d * w * w;
+          zd[i] = l * w * w;
+          bl[i] = 0.5 * d * d * w * w;
+          bd[i] = w * w;
+        }
+        zr[i] = zv[i].real();
+        zi[i] = zv[i].imag();
+        Sr[i] = dK(h, L - 1);
+        Si[i] = Pr[i] = Pi[i] = 0.0;
       }
-      // (G12) S = Σ_k dK̄_k z^k and S' = Σ_k k dK̄_k z^{k−1} by Horner's rule.
-      cdouble S = dK(h, L - 1), Sp = 0.0;
+      // (G12) S = Σ_k dK̄_k z^k and S' = Σ_k k dK̄_k z^{k−1} by Horner's rule:
+      // S' ← S' z + S, S ← S z + dK̄_k, for k = L−2 … 0.
       for (Eigen::Index k = L - 2; k >= 0; --k) {
-        Sp = Sp * z + S;
-        S = S * z + dK(h, k);
+        const double dk = dK(h, k);
+        for (std::size_t i = 0; i < std::size_t(Nh); ++i) {
+          const double pr = Pr[i] * zr[i] - Pi[i] * zi[i] + Sr[i];
+          const double pi = Pr[i] * zi[i] + Pi[i] * zr[i] + Si[i];
+          const double sr = Sr[i] * zr[i] - Si[i] * zi[i] + dk;
+          const double si = Sr[i] * zi[i] + Si[i] * zr[i];
+          Pr[i] = pr, Pi[i] = pi, Sr[i] = sr, Si[i] = si;
+        }
       }
-      const cdouble Bt = m.B(n), Cn = C(h, n);
-      g.dC(h, n) = 2.0 * std::conj(b * Bt * S);
-      dB(h, n) = 2.0 * std::conj(Cn * b * S);
-      const cdouble e = Cn * Bt;
-      dLam(h, n) = 2.0 * std::conj(e * (b_l * S + b * z_l * Sp));
-      ddt += 2.0 * std::real(e * (b_d * S + b * z_d * Sp));
+      double ddt = 0.0;
+      for (Eigen::Index n = 0; n < Nh; ++n) {
+        const auto i = std::size_t(n);
+        const cdouble S(Sr[i], Si[i]), Sp(Pr[i], Pi[i]), b = bv[i];
+        const cdouble Bt = m.B(n), Cn = C(h, n);
+        g.dC(h, n) = 2.0 * std::conj(b * Bt * S);
+        dB(h, n) = 2.0 * std::conj(Cn * b * S);
+        const cdouble e = Cn * Bt;
+        dLam(h, n) = 2.0 * std::conj(e * (bl[i] * S + b * zl[i] * Sp));
+        ddt += 2.0 * std::real(e * (bd[i] * S + b * zd[i] * Sp));
+      }
+      g.ddt(h) = ddt;
     }
-    g.ddt(h) = ddt;
   }
   g.dLambda = dLam.colwise().sum().transpose();
   g.dB = dB.colwise().sum().transpose();

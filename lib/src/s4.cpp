@@ -957,10 +957,13 @@ void s4d_kernels(const Dplr& m, const Vec& dt, const CMat& C, std::size_t L, Met
   require(C.rows() == H && C.cols() == m.Nh(),
           "S4D kernel: C must be H × Nh = " + std::to_string(H) + " × " + std::to_string(m.Nh()));
   require(C.allFinite(), "S4D kernel: C has a non-finite entry");
+  // The messages are built only on failure (a trainer calls this once per step and layer).
   for (Eigen::Index h = 0; h < H; ++h)
-    check_dt(dt(h), "S4D kernel (channel " + std::to_string(h) + ")");
+    if (!(std::isfinite(dt(h)) && dt(h) > 0))
+      check_dt(dt(h), "S4D kernel (channel " + std::to_string(h) + ")");
   for (int n = 0; n < m.Nh(); ++n)
-    require(m.Lambda(n).real() < 0, "S4D kernel: Re λ must be < 0, got " + fmt(m.Lambda(n).real()));
+    require(m.Lambda(n).real() < 0,
+            [&] { return "S4D kernel: Re λ must be < 0, got " + fmt(m.Lambda(n).real()); });
   K.resize(H, static_cast<Eigen::Index>(L));
   const CMat Crow = C;
 #pragma omp parallel num_threads(resolve_threads(threads))

@@ -248,8 +248,8 @@ namespace detail {
 struct S4DPrepared {
   Wd w;
   std::vector<LayerSSM> ssm;
-  std::unique_ptr<FFTConv<double>> fft;
-  std::vector<FFTConv<double>::Spectra> KF;  // per layer
+  std::unique_ptr<FFTConv<double>> fft;      // null when prepared for the batched pass
+  std::vector<FFTConv<double>::Spectra> KF;  // per layer (empty then too)
   std::vector<SD> K;                         // per layer, K̄ (H, L) itself (the batched pass)
 };
 }  // namespace detail
@@ -486,27 +486,30 @@ std::vector<ParamView<T>> S4DLM<T>::params() {
 namespace {
 
 // The prepared state for the current weights and length L (lm.hpp's WeightsCache: built,
-// validation included, only when a weight's bits or L changed since the last call).
+// validation included, only when a weight's bits or L changed since the last call). The
+// batched pass convolves by sums and needs no FFT: with spectra false, fft and KF stay empty
+// (planning FFTW and transforming the kernels after every step of a trainer cost it about 3 %),
+// and the cache tells the two kinds apart by its key.
 template <class T>
 std::shared_ptr<const Prepared> prepare(const S4DLMConfig& c, const S4DLMWeights<T>& w,
                                         const WeightsCache<Prepared>& cache, std::size_t L,
-                                        int threads) {
+                                        int threads, bool spectra = true) {
   std::vector<typename WeightsCache<Prepared>::Span> arrays;
   arrays.reserve(3 + 11 * w.layers.size());
   for_each_array(w, false, [&arrays](const auto& a) {  // lm_head too (tied: its 0×0)
     arrays.push_back({a.data(), std::size_t(a.size()) * sizeof(T)});
   });
-  return cache.get(arrays, L, [&] {
+  return cache.get(arrays, 2 * L + (spectra ? 0 : 1), [&] {
     auto p = std::make_shared<Prepared>();
     Wd tmp;
     const Wd& wd = in_double(c, w, tmp);  // validates
     p->w = wd;
     p->ssm = layer_ssms(p->w);
-    p->fft = std::make_unique<FFTConv<double>>(L);
+    if (spectra) p->fft = std::make_unique<FFTConv<double>>(L);
     for (const auto& s : p->ssm) {
       SD K;
       s4::s4d_kernels<double>(s.m, s.dt, s.C, L, Method::ZOH, K, threads);  // (Q1)
-      p->KF.push_back(p->fft->transform_kernels(K, threads));
+      if (spectra) p->KF.push_back(p->fft->transform_kernels(K, threads));
       p->K.push_back(std::move(K));
     }
     return std::shared_ptr<const Prepared>(std::move(p));
@@ -560,32 +563,73 @@ void gelu_backward_all(const T* y, const T* phi, const T* dg, T* dy, std::size_t
   }
 }
 
-// The convolution's sums run over channel blocks of kBlock (64 floats: four AVX-512 registers,
-// four independent chains of fused multiply-adds to hide their latency), each output's block
-// accumulated in registers across the lags: acc = init ∘ a₀ (or 0), then acc += p_i ∘ q_i for
-// each pair of rows (p_i, q_i) that pairs() hands over, stored once. A block narrower than
-// kBlock (the last one when H is not a multiple) takes the same order of operations, so the
-// bits do not depend on where a channel falls.
-constexpr Eigen::Index kBlock = 64;
+// Every pass of the batched convolution, forward and backward, is one shape of sum: for each
+// output o in [0, n), over rows of H channels,
+//   out_o = init_o + Σ_{m=0}^{o} P_m ∘ Q_{o−m}                                   (m ascending)
+// with init_o = A ∘ B for a pair of rows (A, B) = init(o), A alone (accumulate onto a row), or
+// 0 (A null). The forward (K1) is this with P = K̄ᵀ's rows and Q = the inputs; the two
+// correlations of its backward (G11) become it when their rows are read in reverse.
+//
+// Register tiling: kTile consecutive outputs share each P_m they read, and the Q rows they
+// need slide by one row per step of m (output o₀+i reads Q_{o₀+i−m}), so one step loads P_m and
+// a single new Q row for kTile·2 fused multiply-adds on a block of 2 packs (32 floats). The
+// terms each output has beyond o₀ (the tile's corner) follow, still in ascending m, so every
+// output is summed in the same order as the plain loop: the bits do not depend on the tiling,
+// and the channels beyond the last full block take that plain loop.
+constexpr int kTile = 4;
 
-template <class T, class Pairs>
-inline void accumulate_rows(T* __restrict out, const T* init, const T* a0, Eigen::Index H,
-                            Pairs&& pairs) {
-  for (Eigen::Index h0 = 0; h0 < H; h0 += kBlock) {
-    T acc[kBlock];
-    const Eigen::Index w = std::min(kBlock, H - h0);
-    if (w == kBlock) {
-      for (Eigen::Index i = 0; i < kBlock; ++i) acc[i] = init ? init[h0 + i] * a0[h0 + i] : T(0);
-      pairs([&](const T* __restrict p, const T* __restrict q) {
-        for (Eigen::Index i = 0; i < kBlock; ++i) acc[i] += p[h0 + i] * q[h0 + i];
-      });
-      for (Eigen::Index i = 0; i < kBlock; ++i) out[h0 + i] = acc[i];
-    } else {
-      for (Eigen::Index i = 0; i < w; ++i) acc[i] = init ? init[h0 + i] * a0[h0 + i] : T(0);
-      pairs([&](const T* p, const T* q) {
-        for (Eigen::Index i = 0; i < w; ++i) acc[i] += p[h0 + i] * q[h0 + i];
-      });
-      for (Eigen::Index i = 0; i < w; ++i) out[h0 + i] = acc[i];
+template <int R, class T, class Out, class Pf, class Qf, class Init>
+inline void causal_tile(Eigen::Index o0, Eigen::Index h0, const Out& out, const Pf& P,
+                        const Qf& Q, const Init& init) {
+  using V = simd::Pack<T>;
+  constexpr Eigen::Index W = simd::kLanes<T>;
+  V acc[R][2], q[R][2];
+  for (int i = 0; i < R; ++i) {
+    const auto [a, b] = init(o0 + i);
+    for (int k = 0; k < 2; ++k)
+      acc[i][k] = !a   ? V{}
+                  : !b ? simd::load<V>(a + h0 + k * W)
+                       : simd::load<V>(a + h0 + k * W) * simd::load<V>(b + h0 + k * W);
+    for (int k = 0; k < 2; ++k) q[i][k] = simd::load<V>(Q(o0 + i) + h0 + k * W);
+  }
+  for (Eigen::Index m = 0; m <= o0; ++m) {  // every output of the tile has these terms
+    const T* p = P(m) + h0;
+    const V p0 = simd::load<V>(p), p1 = simd::load<V>(p + W);
+    for (int i = 0; i < R; ++i) {
+      acc[i][0] += p0 * q[i][0];
+      acc[i][1] += p1 * q[i][1];
+    }
+    if (m == o0) break;
+    for (int i = R - 1; i > 0; --i) q[i][0] = q[i - 1][0], q[i][1] = q[i - 1][1];
+    const T* r = Q(o0 - m - 1) + h0;
+    q[0][0] = simd::load<V>(r);
+    q[0][1] = simd::load<V>(r + W);
+  }
+  for (int i = 1; i < R; ++i)  // the corner: output o₀+i's terms m ∈ (o₀, o₀+i]
+    for (Eigen::Index m = o0 + 1; m <= o0 + i; ++m)
+      for (int k = 0; k < 2; ++k)
+        acc[i][k] += simd::load<V>(P(m) + h0 + k * W) * simd::load<V>(Q(o0 + i - m) + h0 + k * W);
+  for (int i = 0; i < R; ++i)
+    for (int k = 0; k < 2; ++k) simd::store(out(o0 + i) + h0 + k * W, acc[i][k]);
+}
+
+template <class T, class Out, class Pf, class Qf, class Init>
+void causal_sums(Eigen::Index n, Eigen::Index H, const Out& out, const Pf& P, const Qf& Q,
+                 const Init& init) {
+  constexpr Eigen::Index CB = 2 * simd::kLanes<T>;
+  Eigen::Index h0 = 0;
+  for (; h0 + CB <= H; h0 += CB) {
+    Eigen::Index o0 = 0;
+    for (; o0 + kTile <= n; o0 += kTile) causal_tile<kTile, T>(o0, h0, out, P, Q, init);
+    for (; o0 < n; ++o0) causal_tile<1, T>(o0, h0, out, P, Q, init);
+  }
+  for (Eigen::Index o = 0; o < n && h0 < H; ++o) {  // the channels beyond the last full block
+    const auto [a, b] = init(o);
+    T* y = out(o);
+    for (Eigen::Index h = h0; h < H; ++h) {
+      T acc = !a ? T(0) : !b ? a[h] : a[h] * b[h];
+      for (Eigen::Index m = 0; m <= o; ++m) acc += P(m)[h] * Q(o - m)[h];
+      y[h] = acc;
     }
   }
 }
@@ -597,17 +641,19 @@ void conv_rows(const Signals<T>& Kt, const VecT<T>& D, const Signals<T>& U, Eige
                Signals<T>& Y) {
   const Eigen::Index H = U.cols(), nb = U.rows() / L;
   Y.resize(U.rows(), H);
-  for (Eigen::Index b = 0; b < nb; ++b)
-    for (Eigen::Index t = 0; t < L; ++t)
-      accumulate_rows(Y.row(b * L + t).data(), D.data(), U.row(b * L + t).data(), H,
-                      [&](auto&& f) {
-                        for (Eigen::Index j = 0; j <= t; ++j)
-                          f(Kt.row(j).data(), U.row(b * L + t - j).data());
-                      });
+  for (Eigen::Index b = 0; b < nb; ++b) {
+    const Eigen::Index r0 = b * L;
+    causal_sums<T>(
+        L, H, [&](Eigen::Index o) { return Y.row(r0 + o).data(); },
+        [&](Eigen::Index m) { return Kt.row(m).data(); },
+        [&](Eigen::Index r) { return U.row(r0 + r).data(); },
+        [&](Eigen::Index o) { return std::pair<const T*, const T*>(D.data(), U.row(r0 + o).data()); });
+  }
 }
 
-// (G11) Its backward from dY: du_s = D ∘ dy_s + Σ_{t≥s} Kt[t−s] ∘ dy_t (nb·L, H);
-// dKt[j] = Σ_b Σ_{t≥j} dy_t ∘ u_{t−j} (L, H); dD = Σ_b Σ_t dy_t ∘ u_t (H).
+// (G11) Its backward from dY: du_s = D ∘ dy_s + Σ_{j=0}^{L−1−s} Kt[j] ∘ dy_{s+j} (nb·L, H);
+// dKt[j] = Σ_b Σ_{r=0}^{L−1−j} u_r ∘ dy_{r+j} (L, H); dD = Σ_b Σ_t dy_t ∘ u_t (H).
+// Both correlations are causal_sums with o = L−1−s (or L−1−j) and dy read from the end.
 template <class T>
 void conv_rows_backward(const Signals<T>& Kt, const VecT<T>& D, const Signals<T>& U,
                         const Signals<T>& dY, Eigen::Index L, Signals<T>& dU, Signals<T>& dKt,
@@ -615,22 +661,23 @@ void conv_rows_backward(const Signals<T>& Kt, const VecT<T>& D, const Signals<T>
   const Eigen::Index H = U.cols(), nb = U.rows() / L;
   dU.resize(U.rows(), H);
   dKt.resize(L, H);
-  for (Eigen::Index b = 0; b < nb; ++b)
-    for (Eigen::Index s = 0; s < L; ++s)
-      accumulate_rows(dU.row(b * L + s).data(), D.data(), dY.row(b * L + s).data(), H,
-                      [&](auto&& f) {
-                        for (Eigen::Index t = s; t < L; ++t)
-                          f(Kt.row(t - s).data(), dY.row(b * L + t).data());
-                      });
-  for (Eigen::Index j = 0; j < L; ++j)
-    accumulate_rows<T>(dKt.row(j).data(), nullptr, nullptr, H, [&](auto&& f) {
-      for (Eigen::Index b = 0; b < nb; ++b)
-        for (Eigen::Index t = j; t < L; ++t) f(dY.row(b * L + t).data(), U.row(b * L + t - j).data());
-    });
-  dD.resize(H);
-  accumulate_rows<T>(dD.data(), nullptr, nullptr, H, [&](auto&& f) {
-    for (Eigen::Index n = 0; n < U.rows(); ++n) f(dY.row(n).data(), U.row(n).data());
-  });
+  using Rows = std::pair<const T*, const T*>;
+  for (Eigen::Index b = 0; b < nb; ++b) {
+    const Eigen::Index r0 = b * L, last = b * L + L - 1;
+    auto dy_rev = [&](Eigen::Index q) { return dY.row(last - q).data(); };
+    causal_sums<T>(
+        L, H, [&](Eigen::Index o) { return dU.row(last - o).data(); },
+        [&](Eigen::Index m) { return Kt.row(m).data(); }, dy_rev,
+        [&](Eigen::Index o) { return Rows(D.data(), dY.row(last - o).data()); });
+    causal_sums<T>(
+        L, H, [&](Eigen::Index o) { return dKt.row(L - 1 - o).data(); },
+        [&](Eigen::Index r) { return U.row(r0 + r).data(); }, dy_rev,
+        [&](Eigen::Index o) {  // Σ_b in b order: onto the previous sequences' sum
+          return Rows(b == 0 ? nullptr : dKt.row(L - 1 - o).data(), nullptr);
+        });
+  }
+  dD.setZero(H);
+  for (Eigen::Index n = 0; n < U.rows(); ++n) dD += dY.row(n).transpose().cwiseProduct(U.row(n).transpose());
 }
 
 // One group's share of the batch, and the buffers it runs in (kept by the model between
@@ -814,7 +861,7 @@ void S4DLM<T>::batch_loss_and_grad(const std::vector<std::vector<int>>& tokens,
     LanguageModel<T>::batch_loss_and_grad(tokens, targets, losses, grad, threads);
     return;
   }
-  const auto p = prepare(cfg_, w_, cache_, L, threads);
+  const auto p = prepare(cfg_, w_, cache_, L, threads, /*spectra=*/false);
   std::lock_guard<std::mutex> lock(work_.m);
   if (!work_.w) work_.w = std::make_shared<detail::S4DBatchWork<T>>();
   auto& work = *work_.w;
