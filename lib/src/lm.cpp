@@ -91,19 +91,19 @@ void LanguageModel<T>::batch_loss_and_grad(const std::vector<std::vector<int>>& 
                                            std::vector<double>& losses, std::vector<T>& grad,
                                            int threads) const {
   const int B = check_batch(kind(), tokens, targets);
-  std::lock_guard<std::mutex> lock(seq_grads_.m);
-  auto& g = seq_grads_.g;
-  g.resize(std::size_t(B));
-  losses.resize(std::size_t(B));
-  parallel_for(B, threads, [&](int b) {
-    const auto i = std::size_t(b);
-    losses[i] = loss_and_grad(tokens[i], targets[i], g[i], 1);
+  seq_grads_.with([&](std::vector<std::vector<T>>& g) {
+    g.resize(std::size_t(B));
+    losses.resize(std::size_t(B));
+    parallel_for(B, threads, [&](int b) {
+      const auto i = std::size_t(b);
+      losses[i] = loss_and_grad(tokens[i], targets[i], g[i], 1);
+    });
+    grad = g[0];  // Σ_b in sequence order: the same bits on any number of threads
+    for (int b = 1; b < B; ++b) {
+      const auto& x = g[std::size_t(b)];
+      for (std::size_t k = 0; k < grad.size(); ++k) grad[k] += x[k];
+    }
   });
-  grad = g[0];  // Σ_b in sequence order: the same bits on any number of threads
-  for (int b = 1; b < B; ++b) {
-    const auto& x = g[std::size_t(b)];
-    for (std::size_t k = 0; k < grad.size(); ++k) grad[k] += x[k];
-  }
 }
 
 int check_batch(const std::string& who, const std::vector<std::vector<int>>& tokens,

@@ -773,6 +773,18 @@ void group_pass(const S4DLMConfig& c, const S4DLMWeights<T>& w,
       g.embedding.row(tokens[b0 + b][std::size_t(t)]) += dx.row(Eigen::Index(b) * L + t);
 }
 
+// grad (resized) = every array of the gradients g in params() order, rounded to T.
+template <class T, class W>
+void flatten(W& g, bool tied, std::vector<T>& grad) {
+  std::size_t n = 0;
+  for_each_array(g, tied, [&n](const auto& a) { n += std::size_t(a.size()); });
+  grad.resize(n);
+  T* out = grad.data();
+  for_each_array(g, tied, [&out](const auto& a) {
+    for (Eigen::Index i = 0; i < a.size(); ++i) *out++ = static_cast<T>(a.data()[i]);
+  });
+}
+
 // The arrays of a weights-shaped struct as (pointer, size), in params() order.
 template <class T>
 std::vector<std::pair<T*, Eigen::Index>> flat_arrays(S4DLMWeights<T>& w, bool tied) {
@@ -835,13 +847,7 @@ double S4DLM<T>::loss_and_grad(const std::vector<int>& tokens, const std::vector
   for (std::size_t t = 0; t < tokens.size(); ++t)
     g.embedding.row(tokens[t]) += dx.row(static_cast<Eigen::Index>(t));
 
-  std::size_t n = 0;
-  for_each_array(g, tied(), [&n](const auto& a) { n += std::size_t(a.size()); });
-  grad.resize(n);
-  T* out = grad.data();  // params() order, rounded to T
-  for_each_array(g, tied(), [&out](const auto& a) {
-    for (Eigen::Index i = 0; i < a.size(); ++i) *out++ = static_cast<T>(a.data()[i]);
-  });
+  flatten(g, tied(), grad);
   return loss;
 }
 
@@ -862,43 +868,39 @@ void S4DLM<T>::batch_loss_and_grad(const std::vector<std::vector<int>>& tokens,
     return;
   }
   const auto p = prepare(cfg_, w_, cache_, L, threads, /*spectra=*/false);
-  std::lock_guard<std::mutex> lock(work_.m);
-  if (!work_.w) work_.w = std::make_shared<detail::S4DBatchWork<T>>();
-  auto& work = *work_.w;
-  work.Kt.resize(p->K.size());
-  for (std::size_t l = 0; l < p->K.size(); ++l) work.Kt[l] = p->K[l].transpose().template cast<T>();
-  const int ng = int((B + kGroup - 1) / kGroup);
-  auto& gg = work.groups;
-  gg.resize(std::size_t(ng));
-  parallel_for(ng, threads, [&](int i) {
-    const std::size_t b0 = std::size_t(i) * kGroup;
-    group_pass(cfg_, w_, work.Kt, tokens, targets, b0, std::min<std::size_t>(kGroup, B - b0),
-               gg[std::size_t(i)]);
+  work_.with([&](detail::S4DBatchWork<T>& work) {
+    work.Kt.resize(p->K.size());
+    for (std::size_t l = 0; l < p->K.size(); ++l)
+      work.Kt[l] = p->K[l].transpose().template cast<T>();
+    const int ng = int((B + kGroup - 1) / kGroup);
+    auto& gg = work.groups;
+    gg.resize(std::size_t(ng));
+    parallel_for(ng, threads, [&](int i) {
+      const std::size_t b0 = std::size_t(i) * kGroup;
+      group_pass(cfg_, w_, work.Kt, tokens, targets, b0, std::min<std::size_t>(kGroup, B - b0),
+                 gg[std::size_t(i)]);
+    });
+    // Σ over the groups, in group order; then the kernel's backward once per layer.
+    S4DLMWeights<T>& total = work.total;
+    total = gg[0].g;  // the kernel's arrays (empty here) are set below
+    const auto dst = flat_arrays(total, tied());
+    losses.clear();
+    for (int i = 0; i < ng; ++i) {
+      const auto& gi = gg[std::size_t(i)];
+      losses.insert(losses.end(), gi.loss.begin(), gi.loss.end());
+      if (i == 0) continue;
+      const auto src = flat_arrays(gg[std::size_t(i)].g, tied());
+      for (std::size_t k = 0; k < dst.size(); ++k)
+        Eigen::Map<VecT<T>>(dst[k].first, dst[k].second) +=
+            Eigen::Map<const VecT<T>>(src[k].first, src[k].second);
+    }
+    for (std::size_t l = 0; l < p->ssm.size(); ++l) {
+      SD dKt = gg[0].dKt[l].template cast<double>();
+      for (int i = 1; i < ng; ++i) dKt += gg[std::size_t(i)].dKt[l].template cast<double>();
+      kernel_backward(p->ssm[l], dKt.transpose(), total.layers[l], threads);
+    }
+    flatten(total, tied(), grad);
   });
-  // Σ over the groups, in group order; then the kernel's backward once per layer.
-  S4DLMWeights<T>& total = work.total;
-  total = gg[0].g;  // the kernel's arrays (empty here) are set below
-  const auto dst = flat_arrays(total, tied());
-  losses.clear();
-  for (int i = 0; i < ng; ++i) {
-    const auto& gi = gg[std::size_t(i)];
-    losses.insert(losses.end(), gi.loss.begin(), gi.loss.end());
-    if (i == 0) continue;
-    const auto src = flat_arrays(gg[std::size_t(i)].g, tied());
-    for (std::size_t k = 0; k < dst.size(); ++k)
-      Eigen::Map<VecT<T>>(dst[k].first, dst[k].second) +=
-          Eigen::Map<const VecT<T>>(src[k].first, src[k].second);
-  }
-  for (std::size_t l = 0; l < p->ssm.size(); ++l) {
-    SD dKt = gg[0].dKt[l].template cast<double>();
-    for (int i = 1; i < ng; ++i) dKt += gg[std::size_t(i)].dKt[l].template cast<double>();
-    kernel_backward(p->ssm[l], dKt.transpose(), total.layers[l], threads);
-  }
-  std::size_t n = 0;
-  for_each_array(total, tied(), [&n](const auto& a) { n += std::size_t(a.size()); });
-  grad.resize(n);
-  T* out = grad.data();  // params() order
-  for_each_array(total, tied(), [&out](const auto& a) { out = std::copy(a.data(), a.data() + a.size(), out); });
 }
 
 template <class T>

@@ -47,6 +47,29 @@ template <class T>
 double softmax_cross_entropy(const Signals<T>& logits, const std::vector<int>& targets,
                              Signals<T>* dlogits = nullptr);
 
+// Buffers a model keeps between calls: a training step's scratch, which, allocated afresh at
+// every step, would cost page faults (large blocks go back to the system when freed and fault
+// in again). One call at a time uses them: with(f) runs f(V&) under the mutex, the V made on
+// first use. A copied model starts with none. V may be incomplete where this is declared (it is
+// made, and its deleter fixed, where with() is instantiated).
+template <class V>
+class KeptBuffers {
+ public:
+  KeptBuffers() = default;
+  KeptBuffers(const KeptBuffers&) {}
+  KeptBuffers& operator=(const KeptBuffers&) { return *this; }
+  template <class F>
+  decltype(auto) with(F&& f) const {
+    std::lock_guard<std::mutex> lock(m_);
+    if (!v_) v_ = std::make_shared<V>();
+    return f(*v_);
+  }
+
+ private:
+  mutable std::mutex m_;
+  mutable std::shared_ptr<V> v_;
+};
+
 // Recurrent evaluation: one token in, the logits of the next one out.
 template <class T>
 class LMStepper {
@@ -113,16 +136,8 @@ class LanguageModel {
   }
 
  private:
-  // The per-sequence gradients of the default batch_loss_and_grad, kept between calls (the
-  // trainer's batches are all alike); a copied model starts with none.
-  struct SeqGrads {
-    std::mutex m;
-    std::vector<std::vector<T>> g;
-    SeqGrads() = default;
-    SeqGrads(const SeqGrads&) {}
-    SeqGrads& operator=(const SeqGrads&) { return *this; }
-  };
-  mutable SeqGrads seq_grads_;
+  // The per-sequence gradients of the default batch_loss_and_grad (KeptBuffers, below).
+  KeptBuffers<std::vector<std::vector<T>>> seq_grads_;
 };
 
 // Runs f(i) for i in [0, n) on `threads` OpenMP threads (static schedule); rethrows the first

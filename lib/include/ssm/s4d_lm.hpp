@@ -166,16 +166,8 @@ class S4DLM : public LanguageModel<T> {
   S4DLMConfig cfg_;
   S4DLMWeights<T> w_;
   WeightsCache<detail::S4DPrepared> cache_;  // for the last weights and length seen
-  // The batched pass's buffers, kept between calls (so a training step allocates nothing), used
-  // by one batch at a time (under m); a copied model starts with none.
-  struct Work {
-    std::mutex m;
-    std::shared_ptr<detail::S4DBatchWork<T>> w;
-    Work() = default;
-    Work(const Work&) {}
-    Work& operator=(const Work&) { return *this; }
-  };
-  mutable Work work_;
+  // The batched pass's buffers, kept between calls (so a training step allocates nothing).
+  KeptBuffers<detail::S4DBatchWork<T>> work_;
 };
 
 }  // namespace ssm
