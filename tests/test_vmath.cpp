@@ -1,4 +1,5 @@
-// The vectorized exp, exp2, log1p, softplus, silu, normal_cdf and the in-register transpose (ssm/vmath.hpp)
+// The vectorized exp, exp2, log1p, softplus, silu, normal_cdf, the pack loop map and the
+// in-register transpose (ssm/vmath.hpp),
 // against the C library in long double, over dense sweeps of their ranges. This file is built
 // twice: natively (AVX-512 on this machine: vreduce/vscalef and the shuffle transposes) and as
 // test_vmath_portable for x86-64-v2 (SSE4.2 only: the generic vector-extension code).
@@ -6,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <vector>
 
 #include "helpers.hpp"
 #include "ssm/vmath.hpp"
@@ -169,4 +171,27 @@ TEST_CASE("abs clears the sign and transpose turns rows into columns") {
   for (int i = 0; i < 8; ++i)
     for (int j = 0; j < 8; ++j) bad += rd[i][j] != 100.0 * j + i;
   CHECK(bad == 0);
+}
+
+TEST_CASE("map applies a pack function to every value, the tail through a padded pack") {
+  // out[i] = a[i]·b[i] + e^{−a[i]}: each value must come out as the pack formula gives it,
+  // wherever it sits (full packs, the tail, and lengths 0, 1, 15, 16, 17, 37), and out may
+  // alias an input.
+  auto f = [](f32x16 a, f32x16 b) { return a * b + exp(-a); };
+  for (std::size_t n : {0u, 1u, 15u, 16u, 17u, 37u}) {
+    std::vector<float> a(n), b(n), out(n, -7.0f);
+    for (std::size_t i = 0; i < n; ++i) a[i] = 0.1f * float(i) - 1.0f, b[i] = 2.0f - 0.05f * float(i);
+    map<f32x16>(out.data(), n, f, a.data(), b.data());
+    int bad = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const f32x16 r = f(splat<f32x16>(a[i]), splat<f32x16>(b[i]));
+      bad += out[i] != r[0];
+    }
+    CHECK_MESSAGE(bad == 0, "n = " << n);
+    map<f32x16>(a.data(), n, f, a.data(), b.data());  // in place: a ← f(a, b)
+    CHECK(a == out);
+  }
+  std::vector<double> d(11, 3.0);  // doubles: 8 lanes, a tail of 3
+  map<f64x8>(d.data(), d.size(), [](f64x8 x) { return x * x; }, d.data());
+  CHECK(d == std::vector<double>(11, 9.0));
 }
