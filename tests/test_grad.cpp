@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <random>
 #include <string>
 
@@ -350,6 +351,27 @@ TEST_CASE("backward: bad input throws an Error naming the argument") {
   // The forward's own validation still applies (a positive A).
   q.p.A[0] = 0.5;
   CHECK(ref(q.dy, q.dhl).find("A[0][0]") != std::string::npos);
+}
+
+TEST_CASE_TEMPLATE("all_finite(p, n): the vectorized test that gates the bad-entry search", T,
+                   float, double) {
+  // Every value but ±inf and NaN passes (the largest finite, subnormals, −0), wherever a bad
+  // value sits: in the vectorized body or the tail.
+  std::vector<T> v(37, T(1));
+  v[1] = std::numeric_limits<T>::max();
+  v[2] = -std::numeric_limits<T>::max();
+  v[3] = std::numeric_limits<T>::denorm_min();
+  v[4] = T(-0.0);
+  CHECK(ssm::all_finite(v.data(), v.size()));
+  CHECK(ssm::all_finite(v.data(), 0));
+  for (T bad : {std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity(),
+                std::numeric_limits<T>::quiet_NaN()})
+    for (std::size_t at : {std::size_t(0), std::size_t(17), std::size_t(36)}) {
+      std::vector<T> w = v;
+      w[at] = bad;
+      CHECK_FALSE(ssm::all_finite(w.data(), w.size()));
+      CHECK(ssm::all_finite(w.data(), at));  // the values before it
+    }
 }
 
 TEST_CASE("training's path: the checkpointed forward is the fast forward, and the backward from its checkpoints is the backward") {

@@ -1,5 +1,5 @@
-// The vectorized exp, exp2, log1p, softplus, silu, normal_cdf, the pack loop map and the
-// in-register transpose (ssm/vmath.hpp),
+// The vectorized exp, exp2, log1p, softplus, silu, normal_cdf, the pack loop map, the
+// in-register transpose and row sums (ssm/vmath.hpp),
 // against the C library in long double, over dense sweeps of their ranges. This file is built
 // twice: natively (AVX-512 on this machine: vreduce/vscalef and the shuffle transposes) and as
 // test_vmath_portable for x86-64-v2 (SSE4.2 only: the generic vector-extension code).
@@ -170,6 +170,25 @@ TEST_CASE("abs clears the sign and transpose turns rows into columns") {
   bad = 0;
   for (int i = 0; i < 8; ++i)
     for (int j = 0; j < 8; ++j) bad += rd[i][j] != 100.0 * j + i;
+  CHECK(bad == 0);
+}
+
+TEST_CASE("row_sums puts the sum of row i of a block in lane i") {
+  // r[i][c] = (i + 1)·2^c: every sum is exact in float, and a lane taken from the wrong row
+  // or a column left out or counted twice changes it.
+  f32x16 rf[16];
+  for (int i = 0; i < 16; ++i)
+    for (int c = 0; c < 16; ++c) rf[i][c] = float(i + 1) * std::ldexp(1.0f, c);
+  const f32x16 sf = row_sums(rf);
+  int bad = 0;
+  for (int i = 0; i < 16; ++i) bad += sf[i] != float(i + 1) * 65535.0f;
+  CHECK(bad == 0);
+  f64x8 rd[8];
+  for (int i = 0; i < 8; ++i)
+    for (int c = 0; c < 8; ++c) rd[i][c] = (i + 1) * std::ldexp(1.0, c) + 0.25;
+  const f64x8 sd = row_sums(rd);
+  bad = 0;
+  for (int i = 0; i < 8; ++i) bad += sd[i] != (i + 1) * 255.0 + 2.0;
   CHECK(bad == 0);
 }
 

@@ -27,7 +27,7 @@ void check_array(const std::vector<T>& v, std::size_t want, const char* name,
   if (v.size() != want)
     throw Error(kWho + std::string(name) + " has " + std::to_string(v.size()) +
                 " values, expected " + shape + " = " + std::to_string(want));
-  if (!values) return;
+  if (!values || all_finite(v.data(), v.size())) return;
   for (std::size_t i = 0; i < v.size(); ++i)
     if (!std::isfinite(v[i]))
       throw Error(kWho + std::string(name) + "[" + std::to_string(i / (d1 * d2)) + "][" +
@@ -226,22 +226,6 @@ inline V psi_v(V x, V ex) {
   return ax < T(0.5) ? p : (x * ex - (ex - T(1))) / (x * x);
 }
 
-// out[j] = Σ_lanes of the pack r[j] for j < len: W packs at a time, transposed, so the sums are
-// W − 1 vertical adds. out has room for a multiple of W.
-template <class T>
-inline void hsum_rows(const Pack<T>* r, std::size_t len, T* out) {
-  using V = Pack<T>;
-  constexpr int W = simd::kLanes<T>;
-  for (std::size_t j0 = 0; j0 < len; j0 += W) {
-    V blk[W];
-    for (int j = 0; j < W; ++j) blk[j] = j0 + j < len ? r[j0 + j] : V{};
-    simd::transpose(blk);
-    V s = blk[0];
-    for (int j = 1; j < W; ++j) s += blk[j];
-    simd::store(out + j0, s);
-  }
-}
-
 // Per-thread scratch (one chunk of one group of W channels, as packs over the channels) and
 // this thread's sums of the gradients shared between work items.
 template <class T>
@@ -249,10 +233,8 @@ struct Work {
   using V = Pack<T>;
   std::vector<V> ckpt;                     // (K, N) state entering each chunk
   std::vector<V> h, a;                     // (c, N) states and Ā of the chunk
-  std::vector<V> cbuf, bbuf;               // (c, N) per-channel terms of dC, dB (G3, G4)
   std::vector<V> dt, u, sx, dy, z;         // (c) Δ, u, σ(x) = softplus'(Δraw + bias), dy, z
   std::vector<V> du, dd, dz;               // (c) outputs before the transpose back
-  std::vector<T> red;                      // (c·N + W) reduced cbuf / bbuf
   std::vector<T> dBT, dCT, dA, dD, dbias;  // sums; dB, dC as (batch, L, N)
 };
 
@@ -437,7 +419,9 @@ void backward_group(const BackCtx<T>& cx, Work<T>& w, std::size_t b, std::size_t
   }
 
   // Pass 2: chunks last to first; the chunk's states and Ā recomputed from its checkpoint,
-  // then the adjoint (G2) backward through it.
+  // then the adjoint (G2) backward through it. cb, bb: one step's per-channel terms of dC, dB
+  // (G3, G4), N rounded up to whole blocks of W states (the padding stays 0).
+  alignas(64) V cb[NMAX + W] = {}, bb[NMAX + W] = {};
   for (std::size_t k = K; k-- > 0;) {
     const std::size_t t0 = k * Q, len = std::min(L, t0 + Q) - t0;
     load_dt_u(t0, len, true);
@@ -468,8 +452,6 @@ void backward_group(const BackCtx<T>& cx, Work<T>& w, std::size_t b, std::size_t
       }
       dD += dyp * u;  // (G6)
       V vB = V{}, vA = V{};
-      V* cb = w.cbuf.data() + j * Nz;
-      V* bb = w.bbuf.data() + j * Nz;
       const V dtu = dt * u;
 #pragma GCC unroll 16
       for (int n = 0; n < N; ++n) {
@@ -504,17 +486,20 @@ void backward_group(const BackCtx<T>& cx, Work<T>& w, std::size_t b, std::size_t
       const V dr = ddt * w.sx[j];  // (G8)
       w.dd[j] = dr;
       dbias += dr;
+      // (G3), (G4): the sums over this group's channels, added to this thread's dC, dB at t.
+      T* dCt = w.dCT.data() + (b * L + t) * Nz;
+      T* dBt = w.dBT.data() + (b * L + t) * Nz;
+      for (int n0 = 0; n0 < N; n0 += W) {
+        const int m = std::min(W, N - n0);
+        const auto& cblk = *reinterpret_cast<const V(*)[W]>(cb + n0);
+        const auto& bblk = *reinterpret_cast<const V(*)[W]>(bb + n0);
+        store_upto(dCt + n0, load_upto<V>(dCt + n0, m) + simd::row_sums(cblk), m);
+        store_upto(dBt + n0, load_upto<V>(dBt + n0, m) + simd::row_sums(bblk), m);
+      }
     }
     scatter(w.du.data(), nch, t0, len, durow);
     scatter(w.dd.data(), nch, t0, len, ddrow);
     if (gate) scatter(w.dz.data(), nch, t0, len, dzrow);
-    // (G3), (G4): the sums over this group's channels, added to this thread's dC, dB.
-    T* dCT = w.dCT.data() + (b * L + t0) * Nz;
-    T* dBT = w.dBT.data() + (b * L + t0) * Nz;
-    hsum_rows(w.cbuf.data(), len * Nz, w.red.data());
-    for (std::size_t i = 0; i < len * Nz; ++i) dCT[i] += w.red[i];
-    hsum_rows(w.bbuf.data(), len * Nz, w.red.data());
-    for (std::size_t i = 0; i < len * Nz; ++i) dBT[i] += w.red[i];
   }
   for (int c = 0; c < nch; ++c) {
     const std::size_t d = d0 + c;
@@ -571,10 +556,9 @@ std::vector<Work<T>> run_groups(const BackCtx<T>& cx, std::size_t nb, int nt, bo
     if (gate) w.z.resize(Q);
     w.a.resize(Q * N);
     if (!cx.forward_only) {
-      for (auto* v : {&w.h, &w.cbuf, &w.bbuf}) v->resize(Q * N);
+      w.h.resize(Q * N);
       for (auto* v : {&w.sx, &w.dy, &w.dd}) v->resize(Q);
       if (gate) w.dz.resize(Q);
-      w.red.resize(Q * N + W);
       w.dBT.assign(nb * L * N, T(0));
       w.dCT.assign(nb * L * N, T(0));
       w.dA.assign(D * N, T(0));

@@ -50,6 +50,7 @@ void check_size(const std::vector<T>& v, std::size_t want, const char* name,
 template <class T>
 void check_finite3(const std::vector<T>& v, const std::string& name, std::size_t d1,
                    std::size_t d2) {
+  if (all_finite(v.data(), v.size())) return;
   for (std::size_t i = 0; i < v.size(); ++i)
     if (!std::isfinite(v[i]))
       throw Error("selective scan: " + name + index_str({i / (d1 * d2), (i / d2) % d1, i % d2}) +
